@@ -1,0 +1,1 @@
+"""Pulse crm_sync service."""

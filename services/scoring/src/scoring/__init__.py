@@ -1,0 +1,1 @@
+"""Pulse scoring service."""

@@ -1,0 +1,460 @@
+"""The Kafka consumer loop every Pulse consumer runs (the invariants arroyo and quix-streams keep).
+
+- Auto-commit is off. A batch's effects are made durable by the handler first; only then is the next
+  offset staged, and staged offsets are committed to Kafka about once a second, on partition revoke and on
+  shutdown. Handlers that keep state in PostgreSQL also store the next offset in the same transaction as
+  their effects; on assignment the runner seeks to those stored offsets, which makes the effect
+  exactly-once even after kill -9. (Kafka commits still matter: lag-based autoscaling reads them.)
+- Each partition is processed in offset order, one handler call (one transaction) per fetched batch.
+- An undecodable message goes to the dead-letter topic with the reason in headers. If most recent messages
+  fail, the runner crashes instead: that is a bad deploy, not bad data.
+- Transient failures (database down) are retried with backoff; past a bound the partition is paused and
+  rewound to the batch's first offset, and resumed later. Nothing is ever skipped.
+- A processing lock makes a rebalance wait for the batch in flight, so offsets are committed for exactly
+  the work that was done before a partition moves to another member.
+- On stop: finish the batch in flight, commit, leave the group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
+
+from pulse_shared.db import is_transient
+from pulse_shared.events import InvalidEvent
+from pulse_shared.logs import bind, unbind
+from pulse_shared.metrics import (
+    CONSUMER_BATCH_SECONDS,
+    CONSUMER_LAG,
+    CONSUMER_PAUSES,
+    CONSUMER_RETRIES,
+    DEAD_LETTERED,
+    EVENTS_CONSUMED,
+    OFFSET_COMMITS,
+)
+from pulse_shared.producer import EventProducer
+from pulse_shared.settings import ServiceSettings
+from pulse_shared.tracing import continue_trace, traceparent_from_headers
+
+log = logging.getLogger(__name__)
+
+E = TypeVar("E")
+
+MAX_DEAD_LETTER_VALUE_BYTES = 512 * 1024
+
+
+@dataclass(frozen=True)
+class Record(Generic[E]):
+    """A decoded message with its position."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: E
+    headers: tuple[tuple[str, bytes], ...]
+    timestamp_ms: int
+
+    @property
+    def traceparent(self) -> str | None:
+        """The trace context the producer attached, if any."""
+        return traceparent_from_headers(self.headers)
+
+
+class BatchHandler(Protocol[E]):  # type: ignore[misc]
+    """Applies a batch of one partition's records; returns only when the effects are durable.
+
+    ``next_offset`` is the offset after the batch (dead-lettered messages included): handlers that keep
+    state in PostgreSQL store it in the same transaction as their effects.
+    """
+
+    async def handle(self, tp: TopicPartition, records: Sequence[Record[E]], next_offset: int) -> None:
+        """Apply ``records`` and make their effects durable."""
+        ...
+
+
+class OffsetStore(Protocol):
+    """Where a handler stores its consumed offsets together with its effects."""
+
+    async def load(self, group: str, partitions: Collection[TopicPartition]) -> dict[TopicPartition, int]:
+        """The stored next offset per partition, for those that have one."""
+        ...
+
+
+Decoder = Callable[[ConsumerRecord], E]
+
+
+class DeadLetterLimitExceeded(RuntimeError):
+    """Too many of the recent messages were undecodable: most likely a bad deploy, so stop."""
+
+
+@dataclass(frozen=True)
+class RunnerConfig:
+    """Tuning of one consumer group's loop."""
+
+    group_id: str
+    topics: tuple[str, ...]
+    max_batch: int = 500
+    poll_timeout_ms: int = 200
+    commit_interval_seconds: float = 1.0
+    retry_initial_seconds: float = 0.2
+    retry_max_seconds: float = 5.0
+    retries_before_pause: int = 5
+    pause_seconds: float = 10.0
+    dead_letter_window: int = 200
+    dead_letter_max_ratio: float = 0.5
+    dead_letter_min_failures: int = 20
+    session_timeout_ms: int = 10_000
+    heartbeat_interval_ms: int = 3_000
+    max_poll_interval_ms: int = 300_000
+    start_attempts: int = 60
+
+
+class ConsumerRunner(Generic[E]):
+    """Runs one consumer group member: fetch, decode, handle, stage, commit; see the module docstring."""
+
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        config: RunnerConfig,
+        *,
+        decoder: Decoder[E],
+        handler: BatchHandler[E],
+        producer: EventProducer,
+        offset_store: OffsetStore | None = None,
+        transient: Callable[[BaseException], bool] = is_transient,
+    ) -> None:
+        self._settings = settings
+        self._config = config
+        self._decoder = decoder
+        self._handler = handler
+        self._producer = producer
+        self._offset_store = offset_store
+        self._transient = transient
+        self._dead_letter_topic = settings.topics.dead_letter
+        self._lock = asyncio.Lock()
+        self._staged: dict[TopicPartition, int] = {}
+        self._committed: dict[TopicPartition, int] = {}
+        self._position: dict[TopicPartition, int] = {}
+        self._paused_until: dict[TopicPartition, float] = {}
+        self._recent: deque[bool] = deque(maxlen=config.dead_letter_window)
+        self._last_commit = time.monotonic()
+        self._consumer: AIOKafkaConsumer | None = None
+        self.assignments = 0
+
+    @property
+    def group_id(self) -> str:
+        """The consumer group this runner belongs to."""
+        return self._config.group_id
+
+    async def ping(self) -> None:
+        """Readiness check: the consumer has started and joined its group."""
+        if self._consumer is None:
+            raise RuntimeError("consumer not started")
+        if self.assignments == 0:
+            raise RuntimeError("consumer has not joined its group yet")
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume until ``stop`` is set, then drain: finish the batch, commit, leave the group."""
+        cfg = self._config
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._settings.kafka_bootstrap_servers,
+            client_id=f"{self._settings.kafka_client_id}-{cfg.group_id}",
+            group_id=cfg.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=cfg.session_timeout_ms,
+            heartbeat_interval_ms=cfg.heartbeat_interval_ms,
+            max_poll_interval_ms=cfg.max_poll_interval_ms,
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+        )
+        consumer.subscribe(list(cfg.topics), listener=_Listener(self, consumer))
+        if not await self._start(consumer, stop):
+            return
+        self._consumer = consumer
+        try:
+            while not stop.is_set():
+                self._resume_due(consumer)
+                batches = await consumer.getmany(timeout_ms=cfg.poll_timeout_ms, max_records=cfg.max_batch)
+                for tp, messages in batches.items():
+                    if stop.is_set():
+                        break
+                    async with self._lock:
+                        if tp in consumer.assignment() and tp not in self._paused_until:
+                            await self._process(consumer, tp, messages, stop)
+                if time.monotonic() - self._last_commit >= cfg.commit_interval_seconds:
+                    await self._commit(consumer)
+        finally:
+            async with self._lock:
+                await self._commit(consumer)
+            await consumer.stop()
+            self._consumer = None
+            log.info("consumer stopped", extra={"group": cfg.group_id})
+
+    async def _start(self, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> bool:
+        for attempt in range(1, self._config.start_attempts + 1):
+            try:
+                await consumer.start()
+            except KafkaError as exc:
+                if attempt == self._config.start_attempts:
+                    raise
+                log.warning("broker not reachable yet", extra={"attempt": attempt, "error": str(exc)})
+                if await _wait(stop, 1.0):
+                    return False
+            else:
+                return True
+        return False
+
+    async def _process(
+        self,
+        consumer: AIOKafkaConsumer,
+        tp: TopicPartition,
+        messages: Sequence[ConsumerRecord],
+        stop: asyncio.Event,
+    ) -> None:
+        expected = self._position.get(tp)
+        if expected is not None:
+            messages = [m for m in messages if m.offset >= expected]
+            if not messages:
+                return
+        started = time.perf_counter()
+        records = [r for r in [await self._decode(m) for m in messages] if r is not None]
+        next_offset = messages[-1].offset + 1
+        if not await self._handle_with_retry(consumer, tp, records, next_offset, messages[0].offset, stop):
+            return
+        self._staged[tp] = next_offset
+        self._position[tp] = next_offset
+        CONSUMER_BATCH_SECONDS.labels(self.group_id).observe(time.perf_counter() - started)
+        EVENTS_CONSUMED.labels(tp.topic, self.group_id).inc(len(messages))
+        highwater = consumer.highwater(tp)
+        if highwater is not None:
+            CONSUMER_LAG.labels(tp.topic, str(tp.partition), self.group_id).set(max(0, highwater - next_offset))
+
+    async def _decode(self, message: ConsumerRecord) -> Record[E] | None:
+        try:
+            value = self._decoder(message)
+        except InvalidEvent as exc:
+            self._note(ok=False)
+            await self._dead_letter(message, str(exc))
+            return None
+        self._note(ok=True)
+        return Record(
+            topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+            key=message.key,
+            value=value,
+            headers=tuple(message.headers or ()),
+            timestamp_ms=message.timestamp,
+        )
+
+    def _note(self, *, ok: bool) -> None:
+        self._recent.append(ok)
+        failures = self._recent.count(False)
+        cfg = self._config
+        if failures >= cfg.dead_letter_min_failures and failures > cfg.dead_letter_max_ratio * len(self._recent):
+            raise DeadLetterLimitExceeded(
+                f"{failures} of the last {len(self._recent)} messages were undecodable; refusing to "
+                "dead-letter the stream (check the producer's deploy)"
+            )
+
+    async def _dead_letter(self, message: ConsumerRecord, reason: str) -> None:
+        value: bytes = message.value or b""
+        headers = [
+            *(message.headers or ()),
+            ("pulse-dlq-reason", reason[:1000].encode()),
+            ("pulse-dlq-topic", message.topic.encode()),
+            ("pulse-dlq-partition", str(message.partition).encode()),
+            ("pulse-dlq-offset", str(message.offset).encode()),
+            ("pulse-dlq-group", self.group_id.encode()),
+        ]
+        if len(value) > MAX_DEAD_LETTER_VALUE_BYTES:
+            headers.append(("pulse-dlq-truncated-from", str(len(value)).encode()))
+            value = value[:MAX_DEAD_LETTER_VALUE_BYTES]
+        await self._producer.send(self._dead_letter_topic, key=message.key, value=value, headers=headers)
+        DEAD_LETTERED.labels(message.topic, self.group_id).inc()
+        log.warning(
+            "message dead-lettered",
+            extra={"topic": message.topic, "partition": message.partition, "offset": message.offset,
+                   "reason": reason[:300]},
+        )
+
+    async def _handle_with_retry(
+        self,
+        consumer: AIOKafkaConsumer,
+        tp: TopicPartition,
+        records: Sequence[Record[E]],
+        next_offset: int,
+        first_offset: int,
+        stop: asyncio.Event,
+    ) -> bool:
+        cfg = self._config
+        attempt = 0
+        bind(topic=tp.topic, partition=tp.partition, offset=first_offset)
+        try:
+            while True:
+                try:
+                    await self._handler.handle(tp, records, next_offset)
+                except Exception as exc:
+                    if not self._transient(exc):
+                        raise
+                    attempt += 1
+                    CONSUMER_RETRIES.labels(self.group_id).inc()
+                    if attempt > cfg.retries_before_pause or stop.is_set():
+                        self._pause(consumer, tp, first_offset, exc)
+                        return False
+                    delay = min(cfg.retry_max_seconds, cfg.retry_initial_seconds * 2 ** (attempt - 1))
+                    delay *= 0.5 + random.random() / 2
+                    log.warning(
+                        "transient failure, retrying",
+                        extra={"attempt": attempt, "delay_s": round(delay, 3), "error": repr(exc)[:300]},
+                    )
+                    if await _wait(stop, delay):
+                        self._pause(consumer, tp, first_offset, exc)
+                        return False
+                else:
+                    return True
+        finally:
+            unbind("topic", "partition", "offset", "trace_id")
+
+    def _pause(self, consumer: AIOKafkaConsumer, tp: TopicPartition, first_offset: int, exc: Exception) -> None:
+        consumer.pause(tp)
+        consumer.seek(tp, first_offset)
+        self._position[tp] = first_offset
+        self._paused_until[tp] = time.monotonic() + self._config.pause_seconds
+        CONSUMER_PAUSES.labels(self.group_id).inc()
+        log.error(
+            "partition paused after repeated transient failures; will retry from the same offset",
+            extra={"topic": tp.topic, "partition": tp.partition, "offset": first_offset,
+                   "pause_s": self._config.pause_seconds, "error": repr(exc)[:300]},
+        )
+
+    def _resume_due(self, consumer: AIOKafkaConsumer) -> None:
+        now = time.monotonic()
+        for tp, until in list(self._paused_until.items()):
+            if until <= now:
+                del self._paused_until[tp]
+                if tp in consumer.assignment():
+                    consumer.resume(tp)
+                    log.info("partition resumed", extra={"topic": tp.topic, "partition": tp.partition})
+
+    async def _commit(self, consumer: AIOKafkaConsumer, only: Collection[TopicPartition] | None = None) -> None:
+        self._last_commit = time.monotonic()
+        offsets = {
+            tp: offset
+            for tp, offset in self._staged.items()
+            if self._committed.get(tp) != offset and (only is None or tp in only)
+        }
+        if not offsets:
+            return
+        try:
+            await consumer.commit(offsets)
+        except KafkaError as exc:
+            # Harmless for correctness: the offsets stored with the effects (or redelivery to an
+            # idempotent handler) cover it. Kafka commits feed lag monitoring and autoscaling.
+            OFFSET_COMMITS.labels(self.group_id, "failed").inc()
+            log.warning("offset commit failed", extra={"error": repr(exc)[:300]})
+            return
+        OFFSET_COMMITS.labels(self.group_id, "ok").inc()
+        self._committed.update(offsets)
+
+    async def on_revoked(self, consumer: AIOKafkaConsumer, revoked: Collection[TopicPartition]) -> None:
+        """Rebalance: wait for the batch in flight, commit the revoked partitions, forget their state."""
+        async with self._lock:
+            await self._commit(consumer, only=revoked)
+            for tp in revoked:
+                for state in (self._staged, self._committed, self._position, self._paused_until):
+                    state.pop(tp, None)
+                with contextlib.suppress(KeyError):
+                    CONSUMER_LAG.remove(tp.topic, str(tp.partition), self.group_id)
+        if revoked:
+            log.info("partitions revoked", extra={"partitions": _names(revoked)})
+
+    async def on_assigned(self, consumer: AIOKafkaConsumer, assigned: Collection[TopicPartition]) -> None:
+        """Rebalance: seek each new partition to the offset stored with the effects (or Kafka's)."""
+        self.assignments += 1
+        if not assigned:
+            return
+        stored = await self._load_stored(assigned)
+        beginning = await consumer.beginning_offsets(list(assigned))
+        end = await consumer.end_offsets(list(assigned))
+        for tp in assigned:
+            target = stored.get(tp)
+            origin = "database"
+            if target is None:
+                target = await consumer.committed(tp)
+                origin = "kafka"
+            if target is None:
+                continue
+            if target > end[tp]:
+                log.warning(
+                    "stored offset lies past the end of the partition: the broker lost its log (the dev broker "
+                    "forgets every topic on restart); reading this partition from the beginning",
+                    extra={"topic": tp.topic, "partition": tp.partition, "stored_offset": target,
+                           "end_offset": end[tp], "origin": origin},
+                )
+                target = beginning[tp]
+            elif target < beginning[tp]:
+                log.warning(
+                    "stored offset lies before the log start (retention removed messages); reading from the "
+                    "earliest message still kept",
+                    extra={"topic": tp.topic, "partition": tp.partition, "stored_offset": target,
+                           "log_start": beginning[tp]},
+                )
+                target = beginning[tp]
+            consumer.seek(tp, target)
+            self._position[tp] = target
+        log.info("partitions assigned", extra={"partitions": _names(assigned)})
+
+    async def _load_stored(self, assigned: Collection[TopicPartition]) -> dict[TopicPartition, int]:
+        if self._offset_store is None:
+            return {}
+        for attempt in range(1, 6):
+            try:
+                return await self._offset_store.load(self.group_id, assigned)
+            except Exception as exc:
+                if not self._transient(exc) or attempt == 5:
+                    raise
+                await asyncio.sleep(0.5 * attempt)
+        return {}
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, runner: ConsumerRunner[Any], consumer: AIOKafkaConsumer) -> None:
+        self._runner = runner
+        self._consumer = consumer
+
+    async def on_partitions_revoked(self, revoked: Collection[TopicPartition]) -> None:
+        await self._runner.on_revoked(self._consumer, revoked)
+
+    async def on_partitions_assigned(self, assigned: Collection[TopicPartition]) -> None:
+        await self._runner.on_assigned(self._consumer, assigned)
+
+
+def _names(partitions: Collection[TopicPartition]) -> list[str]:
+    return sorted(f"{tp.topic}[{tp.partition}]" for tp in partitions)
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> bool:
+    """Sleep up to ``seconds``; return True early if ``stop`` was set."""
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    except TimeoutError:
+        return False
+    return True
+
+
+def trace_from(record: Record[object]) -> None:
+    """Continue the producer's trace for the work done on ``record`` (binds the trace id to logs)."""
+    continue_trace(record.traceparent)
+

@@ -1,0 +1,78 @@
+"""The HTTP surface every service shares: ``/livez``, ``/readyz``, ``/metrics`` and request metrics."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from pulse_shared.health import Health
+from pulse_shared.metrics import HTTP_LATENCY, HTTP_REQUESTS
+
+
+class RequestMetricsMiddleware:
+    """Counts requests and measures latency per route template (pure ASGI, so it adds little)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = scope.get("route")
+            path = getattr(route, "path", None) or "unmatched"
+            method = scope.get("method", "")
+            HTTP_REQUESTS.labels(method, path, str(status)).inc()
+            HTTP_LATENCY.labels(method, path).observe(time.perf_counter() - start)
+
+
+def create_app(
+    *,
+    title: str,
+    description: str,
+    health: Health,
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
+    version: str = "0.1.0",
+    **kwargs: Any,
+) -> FastAPI:
+    """A FastAPI app with the health and metrics endpoints and request metrics already in place."""
+    app = FastAPI(title=title, description=description, version=version, lifespan=lifespan, **kwargs)
+    app.add_middleware(RequestMetricsMiddleware)
+
+    @app.get("/livez", include_in_schema=False)
+    async def livez() -> JSONResponse:
+        if health.dead_reason is not None:
+            return JSONResponse({"status": "dead", "reason": health.dead_reason}, status_code=503)
+        return JSONResponse({"status": "ok"})
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> JSONResponse:
+        ready, checks = await health.readiness()
+        return JSONResponse(
+            {"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503
+        )
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> PlainTextResponse:
+        return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return app

@@ -1,0 +1,99 @@
+"""Kafka producer wrapper: acks=all, idempotence by setting, every send bounded by a timeout."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from aiokafka.structs import RecordMetadata
+
+from pulse_shared.events import Event, encode
+from pulse_shared.metrics import EVENTS_PRODUCED
+from pulse_shared.settings import ServiceSettings
+from pulse_shared.topics import partition_key
+from pulse_shared.tracing import current_traceparent
+
+log = logging.getLogger(__name__)
+
+Headers = Sequence[tuple[str, bytes]]
+
+
+class PublishFailed(Exception):
+    """The broker did not acknowledge the event within the bound; the caller should retry later."""
+
+
+class EventProducer:
+    """Publishes events keyed by account id and waits for the broker's acknowledgement (acks=all)."""
+
+    def __init__(self, settings: ServiceSettings, *, client_id: str) -> None:
+        self._timeout = settings.kafka_send_timeout_seconds
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            client_id=f"{settings.kafka_client_id}-{client_id}",
+            acks="all",
+            enable_idempotence=settings.kafka_enable_idempotence,
+            linger_ms=2,
+            request_timeout_ms=int(max(settings.kafka_send_timeout_seconds, 1.0) * 1000),
+            max_request_size=4 * 1024 * 1024,
+        )
+        self._started = False
+
+    async def start(self, *, attempts: int = 30, delay_seconds: float = 1.0) -> None:
+        """Connect to the broker, retrying for a while: the broker may start after this process."""
+        for attempt in range(1, attempts + 1):
+            try:
+                await self._producer.start()
+            except KafkaError as exc:
+                if attempt == attempts:
+                    raise
+                log.warning("broker not reachable yet", extra={"attempt": attempt, "error": str(exc)})
+                await asyncio.sleep(delay_seconds)
+            else:
+                self._started = True
+                return
+
+    async def stop(self) -> None:
+        """Flush pending sends and disconnect."""
+        if self._started:
+            await self._producer.stop()
+            self._started = False
+
+    async def ping(self) -> None:
+        """Readiness check: the producer can see the cluster's brokers."""
+        if not self._started:
+            raise RuntimeError("producer not started")
+        cluster = self._producer.client.cluster
+        if not cluster.brokers():
+            await self._producer.client.force_metadata_update()
+            if not cluster.brokers():
+                raise RuntimeError("no broker known")
+
+    async def send(
+        self, topic: str, *, key: bytes | None, value: bytes, headers: Headers = ()
+    ) -> RecordMetadata:
+        """Send one message and wait for the acknowledgement, at most the configured timeout."""
+        try:
+            metadata = await asyncio.wait_for(
+                self._producer.send_and_wait(topic, value=value, key=key, headers=list(headers)),
+                timeout=self._timeout,
+            )
+        except (TimeoutError, KafkaError) as exc:
+            EVENTS_PRODUCED.labels(topic, "failed").inc()
+            raise PublishFailed(f"broker did not acknowledge within {self._timeout}s: {exc!r}") from exc
+        EVENTS_PRODUCED.labels(topic, "acked").inc()
+        return metadata
+
+    async def publish(self, topic: str, account_id: str, event: Event) -> RecordMetadata:
+        """Publish an event keyed by its account, with its type and the current trace in headers."""
+        headers: list[tuple[str, bytes]] = [("event-type", _event_type(event).encode())]
+        traceparent = current_traceparent()
+        if traceparent:
+            headers.append(("traceparent", traceparent.encode()))
+        return await self.send(topic, key=partition_key(account_id), value=encode(event), headers=headers)
+
+
+def _event_type(event: Event) -> str:
+    return str(getattr(event, "type", type(event).__name__))

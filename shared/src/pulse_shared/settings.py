@@ -1,0 +1,58 @@
+"""Typed settings read from the environment once at start-up and passed down.
+
+Each service subclasses :class:`ServiceSettings` and adds its own fields; nothing else in the code reads
+``os.environ``.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from pulse_shared.topics import Topics
+
+
+class ServiceSettings(BaseSettings):
+    """Settings every Pulse service shares (Kafka, PostgreSQL, HTTP, logging, shutdown)."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+    kafka_bootstrap_servers: str = Field(
+        "127.0.0.1:9092", description="Comma-separated Kafka bootstrap servers."
+    )
+    kafka_enable_idempotence: bool = Field(
+        True, description="Idempotent producer; turn off for the dev broker (tansu), which lacks it."
+    )
+    kafka_topic_prefix: str = Field("", description="Prefix for every topic name (shared clusters, tests).")
+    kafka_send_timeout_seconds: float = Field(
+        5.0, gt=0, description="Bound on one produce (until the broker acknowledged it with acks=all)."
+    )
+    kafka_client_id: str = Field("pulse", description="Kafka client id prefix.")
+    database_url: str | None = Field(
+        None, description="PostgreSQL URL (postgresql://user:pass@host:port/db); required by stateful services."
+    )
+    database_pool_size: int = Field(10, ge=1, description="Connection pool size per process.")
+    http_host: str = Field("0.0.0.0", description="Interface the HTTP server binds to.")
+    log_level: str = Field("INFO", description="Log level: DEBUG, INFO, WARNING, ERROR.")
+    shutdown_grace_seconds: float = Field(
+        20.0, gt=0, description="How long a SIGTERM drain may take before work is abandoned."
+    )
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        upper = value.upper()
+        if upper not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError(f"unknown log level {value!r}")
+        return upper
+
+    @property
+    def topics(self) -> Topics:
+        """Topic names with this deployment's prefix."""
+        return Topics(self.kafka_topic_prefix)
+
+    def require_database_url(self) -> str:
+        """The database URL, or a clear error for a stateful service started without one."""
+        if not self.database_url:
+            raise ValueError("DATABASE_URL is required for this service")
+        return self.database_url

@@ -1,0 +1,108 @@
+"""Pytest plugin: real infrastructure for component and end-to-end tests.
+
+- ``kafka_bootstrap``: ``TEST_KAFKA_BOOTSTRAP_SERVERS`` if set, else a tansu broker started for the session
+  on a free port.
+- ``pg_server_url``: ``TEST_DATABASE_URL`` if set, else an embedded PostgreSQL in a temporary folder.
+- ``database_url``: a fresh, uniquely named database for one test (dropped afterwards).
+- ``topics``: a unique topic prefix for one test, with every Pulse topic created on the broker.
+- ``fake_slack`` / ``fake_hubspot``: local servers checking the vendors' request shapes.
+
+Nothing is skipped when a component is missing: the fixtures start what they need.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from pulse_shared.db import plain_database_url
+from pulse_shared.localinfra import (
+    Broker,
+    EmbeddedPostgres,
+    create_topics,
+    database_url_for,
+    ensure_database,
+)
+from pulse_shared.testing.fake_hubspot import FakeHubSpot
+from pulse_shared.testing.fake_slack import FakeSlack
+from pulse_shared.topics import Topics
+
+TEST_PARTITIONS = 3
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Bootstrap servers of a real Kafka-protocol broker for the test session."""
+    given = os.environ.get("TEST_KAFKA_BOOTSTRAP_SERVERS", "").strip()
+    if given:
+        yield given
+        return
+    broker = Broker(log_file=tmp_path_factory.mktemp("broker") / "tansu.log").start()
+    try:
+        yield broker.bootstrap
+    finally:
+        broker.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_server_url() -> Iterator[str]:
+    """URL of a real PostgreSQL server for the test session."""
+    given = os.environ.get("TEST_DATABASE_URL", "").strip()
+    if given:
+        yield given
+        return
+    data_dir = Path(tempfile.mkdtemp(prefix="pulse-test-pg-"))
+    server = EmbeddedPostgres(data_dir / "data", delete_on_stop=True)
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+async def database_url(pg_server_url: str) -> AsyncIterator[str]:
+    """A fresh database of its own for one test."""
+    name = f"pulse_test_{uuid.uuid4().hex[:12]}"
+    url = await ensure_database(pg_server_url, name)
+    try:
+        yield url
+    finally:
+        conn = await asyncpg.connect(plain_database_url(database_url_for(pg_server_url, "postgres")))
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+
+@pytest.fixture
+async def topics(kafka_bootstrap: str) -> Topics:
+    """A unique set of topics for one test, created with several partitions."""
+    resolved = Topics(prefix=f"t{uuid.uuid4().hex[:10]}.")
+    await create_topics(kafka_bootstrap, resolved.all(), partitions=TEST_PARTITIONS)
+    return resolved
+
+
+@pytest.fixture
+def fake_slack() -> Iterator[FakeSlack]:
+    """A local Slack Web API."""
+    slack = FakeSlack().start()
+    try:
+        yield slack
+    finally:
+        slack.stop()
+
+
+@pytest.fixture
+def fake_hubspot() -> Iterator[FakeHubSpot]:
+    """A local HubSpot CRM API."""
+    hubspot = FakeHubSpot().start()
+    try:
+        yield hubspot
+    finally:
+        hubspot.stop()

@@ -1,0 +1,206 @@
+"""The consumer runner against the real broker: order, commits, dead letters, retries, stored offsets."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Collection, Sequence
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+
+from pulse_shared.consumer import ConsumerRunner, DeadLetterLimitExceeded, Record, RunnerConfig
+from pulse_shared.events import InvalidEvent
+from pulse_shared.producer import EventProducer
+from pulse_shared.settings import ServiceSettings
+from pulse_shared.topics import Topics
+
+
+def decode(message: ConsumerRecord) -> int:
+    try:
+        return int(json.loads(message.value)["n"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InvalidEvent(f"not a counter message: {exc}") from exc
+
+
+class Collect:
+    """A handler that remembers what it saw; can fail transiently a given number of times."""
+
+    def __init__(self, transient_failures: int = 0) -> None:
+        self.seen: dict[int, list[int]] = {}
+        self.next_offsets: dict[int, int] = {}
+        self.failures_left = transient_failures
+        self.calls = 0
+
+    async def handle(self, tp: TopicPartition, records: Sequence[Record[int]], next_offset: int) -> None:
+        self.calls += 1
+        if self.failures_left > 0:
+            self.failures_left -= 1
+            raise ConnectionResetError("database went away")
+        self.seen.setdefault(tp.partition, []).extend(r.value for r in records)
+        self.next_offsets[tp.partition] = next_offset
+
+
+class FixedOffsets:
+    def __init__(self, offsets: dict[TopicPartition, int]) -> None:
+        self.offsets = offsets
+
+    async def load(self, group: str, partitions: Collection[TopicPartition]) -> dict[TopicPartition, int]:
+        return {tp: o for tp, o in self.offsets.items() if tp in partitions}
+
+
+def settings_for(bootstrap: str, topics: Topics) -> ServiceSettings:
+    return ServiceSettings(
+        kafka_bootstrap_servers=bootstrap, kafka_enable_idempotence=False, kafka_topic_prefix=topics.prefix
+    )
+
+
+async def produce(producer: EventProducer, topic: str, values: list[bytes], key: bytes = b"acme") -> None:
+    for value in values:
+        await producer.send(topic, key=key, value=value)
+
+
+async def run_until(runner: ConsumerRunner[int], condition: object, timeout: float = 20.0) -> None:
+    stop = asyncio.Event()
+    task = asyncio.create_task(runner.run(stop))
+    try:
+        async with asyncio.timeout(timeout):
+            while not condition():  # type: ignore[operator]
+                if task.done():
+                    task.result()
+                await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await task
+
+
+async def committed(bootstrap: str, group: str, tp: TopicPartition) -> int | None:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        return await consumer.committed(tp)
+    finally:
+        await consumer.stop()
+
+
+@pytest.fixture
+async def producer(kafka_bootstrap: str, topics: Topics) -> EventProducer:
+    p = EventProducer(settings_for(kafka_bootstrap, topics), client_id="test")
+    await p.start()
+    yield p  # type: ignore[misc]
+    await p.stop()
+
+
+async def test_processes_in_order_and_commits_after_the_effects(
+    kafka_bootstrap: str, topics: Topics, producer: EventProducer
+) -> None:
+    await produce(producer, topics.responses, [json.dumps({"n": i}).encode() for i in range(50)])
+    handler = Collect()
+    runner = ConsumerRunner(
+        settings_for(kafka_bootstrap, topics), RunnerConfig(group_id="g-order", topics=(topics.responses,),
+                                                            max_batch=7),
+        decoder=decode, handler=handler, producer=producer,
+    )
+    await run_until(runner, lambda: sum(len(v) for v in handler.seen.values()) == 50)
+    [(partition, seen)] = handler.seen.items()
+    assert seen == list(range(50))
+    assert await committed(kafka_bootstrap, "g-order", TopicPartition(topics.responses, partition)) == 50
+
+
+async def test_undecodable_messages_go_to_the_dead_letter_topic_with_a_reason(
+    kafka_bootstrap: str, topics: Topics, producer: EventProducer
+) -> None:
+    await produce(producer, topics.responses, [b'{"n": 1}', b"not json", b'{"n": 2}'])
+    handler = Collect()
+    runner = ConsumerRunner(
+        settings_for(kafka_bootstrap, topics), RunnerConfig(group_id="g-dlq", topics=(topics.responses,)),
+        decoder=decode, handler=handler, producer=producer,
+    )
+    await run_until(runner, lambda: sum(len(v) for v in handler.seen.values()) == 2)
+    assert next(iter(handler.seen.values())) == [1, 2]
+    assert next(iter(handler.next_offsets.values())) == 3
+
+    dlq = AIOKafkaConsumer(topics.dead_letter, bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest")
+    await dlq.start()
+    try:
+        batch = await dlq.getmany(timeout_ms=5000)
+    finally:
+        await dlq.stop()
+    [message] = [m for msgs in batch.values() for m in msgs]
+    headers = dict(message.headers)
+    assert message.value == b"not json"
+    assert message.key == b"acme"
+    assert b"not a counter message" in headers["pulse-dlq-reason"]
+    assert headers["pulse-dlq-offset"] == b"1"
+    assert headers["pulse-dlq-group"] == b"g-dlq"
+
+
+async def test_mostly_undecodable_stream_crashes_instead_of_dead_lettering_everything(
+    kafka_bootstrap: str, topics: Topics, producer: EventProducer
+) -> None:
+    await produce(producer, topics.responses, [b"garbage"] * 30)
+    runner = ConsumerRunner(
+        settings_for(kafka_bootstrap, topics),
+        RunnerConfig(group_id="g-limit", topics=(topics.responses,), dead_letter_min_failures=10),
+        decoder=decode, handler=Collect(), producer=producer,
+    )
+    with pytest.raises(DeadLetterLimitExceeded):
+        await asyncio.wait_for(runner.run(asyncio.Event()), timeout=20)
+
+
+async def test_transient_failures_are_retried_and_nothing_is_skipped(
+    kafka_bootstrap: str, topics: Topics, producer: EventProducer
+) -> None:
+    await produce(producer, topics.responses, [json.dumps({"n": i}).encode() for i in range(10)])
+    handler = Collect(transient_failures=3)
+    runner = ConsumerRunner(
+        settings_for(kafka_bootstrap, topics),
+        RunnerConfig(group_id="g-retry", topics=(topics.responses,), retry_initial_seconds=0.01),
+        decoder=decode, handler=handler, producer=producer,
+    )
+    await run_until(runner, lambda: sum(len(v) for v in handler.seen.values()) == 10)
+    assert next(iter(handler.seen.values())) == list(range(10))
+    assert handler.calls >= 4
+
+
+async def test_repeated_transient_failures_pause_the_partition_then_resume_from_the_same_offset(
+    kafka_bootstrap: str, topics: Topics, producer: EventProducer
+) -> None:
+    await produce(producer, topics.responses, [json.dumps({"n": i}).encode() for i in range(5)])
+    handler = Collect(transient_failures=4)
+    runner = ConsumerRunner(
+        settings_for(kafka_bootstrap, topics),
+        RunnerConfig(group_id="g-pause", topics=(topics.responses,), retry_initial_seconds=0.01,
+                     retries_before_pause=1, pause_seconds=0.3),
+        decoder=decode, handler=handler, producer=producer,
+    )
+    await run_until(runner, lambda: sum(len(v) for v in handler.seen.values()) == 5)
+    assert next(iter(handler.seen.values())) == list(range(5))
+
+
+async def test_seeks_to_stored_offsets_and_survives_offsets_past_the_end(
+    kafka_bootstrap: str, topics: Topics, producer: EventProducer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Partition of key "acme": find it by producing once.
+    metadata = await producer.send(topics.responses, key=b"acme", value=b'{"n": 0}')
+    await produce(producer, topics.responses, [json.dumps({"n": i}).encode() for i in range(1, 6)])
+    tp = TopicPartition(topics.responses, metadata.partition)
+    # Stored offset 3: everything before was applied already. Another partition's offset is far past its end
+    # (as after a dev-broker restart): it must be read from the beginning, with a warning.
+    other = TopicPartition(topics.responses, (metadata.partition + 1) % 3)
+    raw = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+    await raw.start()
+    await raw.send_and_wait(topics.responses, b'{"n": 100}', partition=other.partition)
+    await raw.stop()
+    handler = Collect()
+    runner = ConsumerRunner(
+        settings_for(kafka_bootstrap, topics), RunnerConfig(group_id="g-seek", topics=(topics.responses,)),
+        decoder=decode, handler=handler, producer=producer,
+        offset_store=FixedOffsets({tp: 3, other: 1000}),
+    )
+    with caplog.at_level(logging.WARNING):
+        await run_until(runner, lambda: len(handler.seen) == 2)
+    assert handler.seen[tp.partition] == [3, 4, 5]
+    assert handler.seen[other.partition] == [100]
+    assert any("past the end of the partition" in r.getMessage() for r in caplog.records)
