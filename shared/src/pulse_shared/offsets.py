@@ -57,4 +57,24 @@ class DbOffsetStore:
         )
         async with self._engine.connect() as conn:
             rows = (await conn.execute(query)).all()
-        return {TopicPartition(row.topic, row.partition): int(row.next_offset) for row in rows}
+        return {
+            TopicPartition(row.topic, row.partition): int(row.next_offset) for row in rows if row.next_offset >= 0
+        }
+
+
+async def lock_offset(conn: AsyncConnection, table: Table, group: str, tp: TopicPartition) -> int | None:
+    """Lock the partition's offset row for this transaction and return the stored next offset.
+
+    Call first in the effects' transaction and skip records below the returned offset: a member that was
+    expelled from the group while still processing (a zombie) then cannot apply a batch a second time,
+    because it waits on this lock and sees the offset the new owner stored.
+    """
+    seed = insert(table).values(group_id=group, topic=tp.topic, partition=tp.partition, next_offset=-1)
+    await conn.execute(seed.on_conflict_do_nothing())
+    query = (
+        select(table.c.next_offset)
+        .where(table.c.group_id == group, table.c.topic == tp.topic, table.c.partition == tp.partition)
+        .with_for_update()
+    )
+    stored = (await conn.execute(query)).scalar_one()
+    return None if stored < 0 else int(stored)

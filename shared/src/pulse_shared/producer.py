@@ -29,41 +29,48 @@ class EventProducer:
     """Publishes events keyed by account id and waits for the broker's acknowledgement (acks=all)."""
 
     def __init__(self, settings: ServiceSettings, *, client_id: str) -> None:
+        self._settings = settings
+        self._client_id = f"{settings.kafka_client_id}-{client_id}"
         self._timeout = settings.kafka_send_timeout_seconds
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap_servers,
-            client_id=f"{settings.kafka_client_id}-{client_id}",
+        self._producer: AIOKafkaProducer | None = None
+
+    def _build(self) -> AIOKafkaProducer:
+        # aiokafka binds to the running event loop, so the client is made inside it, at start.
+        return AIOKafkaProducer(
+            bootstrap_servers=self._settings.kafka_bootstrap_servers,
+            client_id=self._client_id,
             acks="all",
-            enable_idempotence=settings.kafka_enable_idempotence,
+            enable_idempotence=self._settings.kafka_enable_idempotence,
             linger_ms=2,
-            request_timeout_ms=int(max(settings.kafka_send_timeout_seconds, 1.0) * 1000),
+            request_timeout_ms=int(max(self._timeout, 1.0) * 1000),
             max_request_size=4 * 1024 * 1024,
         )
-        self._started = False
 
     async def start(self, *, attempts: int = 30, delay_seconds: float = 1.0) -> None:
         """Connect to the broker, retrying for a while: the broker may start after this process."""
         for attempt in range(1, attempts + 1):
+            producer = self._build()
             try:
-                await self._producer.start()
+                await producer.start()
             except KafkaError as exc:
+                await producer.stop()
                 if attempt == attempts:
                     raise
                 log.warning("broker not reachable yet", extra={"attempt": attempt, "error": str(exc)})
                 await asyncio.sleep(delay_seconds)
             else:
-                self._started = True
+                self._producer = producer
                 return
 
     async def stop(self) -> None:
         """Flush pending sends and disconnect."""
-        if self._started:
+        if self._producer is not None:
             await self._producer.stop()
-            self._started = False
+            self._producer = None
 
     async def ping(self) -> None:
         """Readiness check: the producer can see the cluster's brokers."""
-        if not self._started:
+        if self._producer is None:
             raise RuntimeError("producer not started")
         cluster = self._producer.client.cluster
         if not cluster.brokers():
@@ -75,6 +82,8 @@ class EventProducer:
         self, topic: str, *, key: bytes | None, value: bytes, headers: Headers = ()
     ) -> RecordMetadata:
         """Send one message and wait for the acknowledgement, at most the configured timeout."""
+        if self._producer is None:
+            raise PublishFailed("producer not started")
         try:
             metadata = await asyncio.wait_for(
                 self._producer.send_and_wait(topic, value=value, key=key, headers=list(headers)),

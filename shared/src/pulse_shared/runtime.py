@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
@@ -96,6 +97,10 @@ class Runtime:
             self.exit_code = max(self.exit_code, 1)
 
 
+def _after_drain(signum: int, _frame: object) -> None:
+    log.info("signal received after drain", extra={"signal": signal.Signals(signum).name})
+
+
 def serve(app: FastAPI, runtime: Runtime, *, host: str, port: int) -> int:
     """Run the service until SIGTERM/SIGINT (or a worker's death); return the process exit code."""
     config = uvicorn.Config(
@@ -110,7 +115,14 @@ def serve(app: FastAPI, runtime: Runtime, *, host: str, port: int) -> int:
     )
     server = uvicorn.Server(config)
     runtime.server = server
-    asyncio.run(server.serve())
+    # uvicorn captures SIGTERM/SIGINT while serving, drains, then re-raises them against the handlers that
+    # were installed before; benign handlers here let a completed drain end with our exit code, not -15.
+    previous = {sig: signal.signal(sig, _after_drain) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        asyncio.run(server.serve())
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     if not server.started:
         log.error("service failed to start")
         return max(runtime.exit_code, 3)

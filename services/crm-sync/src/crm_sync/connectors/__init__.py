@@ -1,0 +1,1 @@
+"""CRM connectors: each turns pending score writes into calls to one CRM."""

@@ -1,0 +1,31 @@
+"""The connector used when no CRM is configured: each update is written to the log, clearly labelled."""
+
+from __future__ import annotations
+
+import logging
+
+from crm_sync.connectors.base import PendingWrite, WriteOutcome
+
+log = logging.getLogger(__name__)
+
+
+class LogConnector:
+    """Logs CRM updates instead of sending them, so a laptop run still shows the whole flow."""
+
+    name = "log"
+    max_batch = 100
+
+    async def prepare(self) -> None:
+        """Nothing to prepare."""
+
+    async def write(self, writes: list[PendingWrite]) -> WriteOutcome:
+        """Log each update."""
+        for w in writes:
+            log.warning(
+                "CRM UPDATE (no CRM configured: set HUBSPOT_ACCESS_TOKEN to write it)",
+                extra={"account_id": w.account_id, "version": w.version, "properties": w.properties},
+            )
+        return WriteOutcome(written={w.account_id for w in writes})
+
+    async def close(self) -> None:
+        """Nothing to close."""

@@ -1,0 +1,55 @@
+"""Turns score events into pending CRM writes (one row per connector and account), with the offset."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from aiokafka import TopicPartition
+from sqlalchemy import func
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from crm_sync.domain.properties import score_properties
+from crm_sync.tables import consumer_offsets, crm_writes
+from pulse_shared.consumer import Record
+from pulse_shared.events import ScoreUpdated
+from pulse_shared.offsets import lock_offset, store_offset
+
+
+class WriteStore:
+    """crm-sync's write path from the scores topic."""
+
+    def __init__(self, group: str, connectors: Sequence[str]) -> None:
+        self._group = group
+        self._connectors = tuple(connectors)
+
+    async def apply(
+        self, conn: AsyncConnection, tp: TopicPartition, records: Sequence[Record[ScoreUpdated]], next_offset: int
+    ) -> int:
+        """Queue the newest scores of each account for every connector; return how many accounts."""
+        stored = await lock_offset(conn, consumer_offsets, self._group, tp)
+        if stored is not None and next_offset <= stored:
+            return 0
+        latest: dict[str, ScoreUpdated] = {}
+        for record in records:
+            if stored is not None and record.offset < stored:
+                continue
+            event = record.value
+            if event.account_id not in latest or event.version > latest[event.account_id].version:
+                latest[event.account_id] = event
+        if latest and self._connectors:
+            rows = [
+                {"connector": c, "account_id": e.account_id, "version": e.version, "properties": score_properties(e)}
+                for c in self._connectors for e in latest.values()
+            ]
+            stmt = insert(crm_writes).values(rows)
+            # Keyed by (connector, account, version): an older or repeated version changes nothing.
+            stmt = stmt.on_conflict_do_update(
+                index_elements=[crm_writes.c.connector, crm_writes.c.account_id],
+                set_={"version": stmt.excluded.version, "properties": stmt.excluded.properties,
+                      "status": "pending", "attempts": 0, "next_attempt_at": func.now(), "last_error": None},
+                where=crm_writes.c.version < stmt.excluded.version,
+            )
+            await conn.execute(stmt)
+        await store_offset(conn, consumer_offsets, self._group, tp, next_offset)
+        return len(latest)

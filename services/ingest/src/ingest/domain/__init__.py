@@ -1,0 +1,1 @@
+"""Pure domain logic of ingest (no I/O)."""

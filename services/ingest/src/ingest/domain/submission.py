@@ -1,0 +1,93 @@
+"""The public shape of one answer, and its translation into the response event."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, field_validator
+
+from pulse_shared.events import (
+    DEFAULT_SCALES,
+    MAX_COMMENT_CHARS,
+    MAX_PROPERTIES,
+    PropertyValue,
+    ResponseSubmitted,
+    SurveyType,
+)
+
+Identifier = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[^\x00-\x1f]+$")]
+
+
+class ResponseIn(BaseModel):
+    """One survey answer as a widget or an API client sends it."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "response_id": "resp-0001",
+                    "survey_type": "nps",
+                    "score": 3,
+                    "comment": "Exports keep timing out",
+                    "account_id": "acme-42",
+                    "respondent_id": "user-7",
+                    "properties": {"plan": "enterprise", "region": "eu"},
+                    "submitted_at": "2026-11-23T10:00:00Z",
+                }
+            ]
+        },
+    )
+
+    response_id: Identifier | None = Field(
+        None, description="Your id for this answer; sending it again updates the same answer."
+    )
+    survey_type: SurveyType = Field(description="nps (0-10), csat (1-5) or ces (1-7).")
+    score: StrictInt = Field(description="The answer on the survey's scale; an integer.")
+    comment: Annotated[str, Field(max_length=MAX_COMMENT_CHARS)] | None = None
+    account_id: Identifier = Field(description="The customer account (company) the respondent belongs to.")
+    respondent_id: Identifier | None = None
+    properties: dict[Annotated[str, Field(min_length=1, max_length=100)], PropertyValue] = Field(
+        default_factory=dict,
+        description=f"Flat map of string/number/bool (at most {MAX_PROPERTIES} keys), used for segments.",
+    )
+    submitted_at: AwareDatetime | None = Field(None, description="When the answer was given (default: now).")
+
+    @field_validator("properties")
+    @classmethod
+    def _few_properties(cls, value: dict[str, PropertyValue]) -> dict[str, PropertyValue]:
+        if len(value) > MAX_PROPERTIES:
+            raise ValueError(f"at most {MAX_PROPERTIES} properties are allowed, got {len(value)}")
+        return value
+
+
+class ScoreOutOfScale(ValueError):
+    """The score does not fit the survey's scale."""
+
+
+def to_event(
+    answer: ResponseIn, *, now: datetime, source: str, idempotency_key: str | None = None
+) -> ResponseSubmitted:
+    """Build the response event for an accepted answer (validates the score against the scale)."""
+    scale_min, scale_max = DEFAULT_SCALES[answer.survey_type]
+    if not scale_min <= answer.score <= scale_max:
+        raise ScoreOutOfScale(
+            f"score {answer.score} is outside the {answer.survey_type.upper()} scale {scale_min}..{scale_max}"
+        )
+    response_id = answer.response_id or idempotency_key or str(uuid.uuid4())
+    return ResponseSubmitted(
+        response_id=response_id,
+        account_id=answer.account_id,
+        survey_type=answer.survey_type,
+        score=answer.score,
+        scale_min=scale_min,
+        scale_max=scale_max,
+        comment=answer.comment or None,
+        respondent_id=answer.respondent_id,
+        properties=answer.properties,
+        submitted_at=answer.submitted_at or now,
+        revised_at=now,
+        source=source,
+    )

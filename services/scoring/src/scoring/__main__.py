@@ -1,0 +1,32 @@
+"""``python -m scoring [serve|migrate]``: run the scoring service or apply its migrations."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from pulse_shared.logs import configure_logging
+from pulse_shared.migrations import upgrade_to_head
+from pulse_shared.runtime import serve
+from scoring.settings import ScoringSettings
+from scoring.tables import SCHEMA
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; return the exit code."""
+    parser = argparse.ArgumentParser(prog="python -m scoring", description="Pulse scoring service")
+    parser.add_argument("command", nargs="?", default="serve", choices=["serve", "migrate"])
+    args = parser.parse_args(argv)
+    settings = ScoringSettings()
+    configure_logging("scoring", settings.log_level)
+    if args.command == "migrate":
+        upgrade_to_head("scoring.migrations", settings.require_database_url(), SCHEMA)
+        return 0
+    from scoring.main import build_app
+
+    app, runtime = build_app(settings)
+    return serve(app, runtime, host=settings.http_host, port=settings.port)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""HTTP routes of scoring, one module per resource."""

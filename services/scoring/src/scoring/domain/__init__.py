@@ -1,0 +1,1 @@
+"""Pure domain logic of scoring (no I/O): metrics and intervals, revisions, buckets."""

@@ -1,0 +1,127 @@
+"""Which version of an answer wins, and which count buckets an answer occupies.
+
+An answer may arrive several times (retries, redeliveries, replays) and in several revisions (a comment
+added later, a score changed). The winner is the latest revision; equal revision times are broken by the
+content hash, so any order of arrival ends in the same state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+from pulse_shared.events import PropertyValue, ResponseSubmitted, ResponseUpdated
+
+Answer = ResponseSubmitted | ResponseUpdated
+
+#: (account_id, survey_type, segment, segment_value, day, scale_min, scale_max, score)
+BucketKey = tuple[str, str, str, str, date, int, int, int]
+
+ALL_SEGMENT = ("", "")
+
+
+@dataclass(frozen=True)
+class Revision:
+    """What decides between two versions of one answer."""
+
+    revised_at: datetime
+    content_hash: str
+
+    def supersedes(self, other: Revision) -> bool:
+        """Whether this revision replaces ``other`` (later, or same time and greater content hash)."""
+        return (self.revised_at, self.content_hash) > (other.revised_at, other.content_hash)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where an answer is counted: its survey type, scale, score, day and segment values."""
+
+    account_id: str
+    survey_type: str
+    scale_min: int
+    scale_max: int
+    score: int
+    day: date
+    segments: tuple[tuple[str, str], ...]
+
+    def buckets(self) -> list[BucketKey]:
+        """Every count bucket this answer adds one to (the account total plus one per segment)."""
+        return [
+            (self.account_id, self.survey_type, seg, val, self.day, self.scale_min, self.scale_max, self.score)
+            for seg, val in (ALL_SEGMENT, *self.segments)
+        ]
+
+
+def content_hash(answer: Answer) -> str:
+    """A stable hash of what the respondent said (not of when it was sent or first given: an answer is
+    given once, and its time is the earliest ``submitted_at`` of all its revisions)."""
+    content = {
+        "survey_type": answer.survey_type,
+        "score": answer.score,
+        "scale": [answer.scale_min, answer.scale_max],
+        "comment": answer.comment,
+        "respondent_id": answer.respondent_id,
+        "respondent_email": answer.respondent_email,
+        "properties": answer.properties,
+        "survey_id": answer.survey_id,
+    }
+    return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+
+def segment_value(value: PropertyValue) -> str:
+    """The text a property value is grouped under (booleans as ``true``/``false``)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def placement(answer: Answer, segment_properties: Sequence[str]) -> Placement:
+    """Where ``answer`` is counted, given the configured segment properties."""
+    segments = tuple(
+        (prop, segment_value(answer.properties[prop])[:255])
+        for prop in segment_properties
+        if prop in answer.properties
+    )
+    return Placement(
+        account_id=answer.account_id,
+        survey_type=answer.survey_type,
+        scale_min=answer.scale_min,
+        scale_max=answer.scale_max,
+        score=answer.score,
+        day=day_of(answer.submitted_at),
+        segments=segments,
+    )
+
+
+def day_of(moment: datetime) -> date:
+    """The UTC day an answer is counted in."""
+    return moment.astimezone(UTC).date()
+
+
+def count_deltas(changes: Iterable[tuple[Placement | None, Placement]]) -> Counter[BucketKey]:
+    """Net bucket changes for (old placement, new placement) pairs; zero entries removed."""
+    deltas: Counter[BucketKey] = Counter()
+    for old, new in changes:
+        if old is not None:
+            for key in old.buckets():
+                deltas[key] -= 1
+        for key in new.buckets():
+            deltas[key] += 1
+    return Counter({k: v for k, v in deltas.items() if v != 0})
+
+
+def latest_per_response(answers: Iterable[Answer]) -> dict[tuple[str, str], tuple[Answer, Revision]]:
+    """The winning revision of each (account, response) within a batch."""
+    best: dict[tuple[str, str], tuple[Answer, Revision]] = {}
+    for answer in answers:
+        key = (answer.account_id, answer.response_id)
+        revision = Revision(answer.revised_at, content_hash(answer))
+        current = best.get(key)
+        if current is None or revision.supersedes(current[1]):
+            best[key] = (answer, revision)
+    return best
+

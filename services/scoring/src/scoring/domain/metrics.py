@@ -1,0 +1,97 @@
+"""NPS, CSAT and CES from a score histogram, with honest 95 % intervals (scoring-math.md).
+
+Counts are additive, so storage keeps a histogram per (scale, score) and every metric is derived here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from pulse_shared.events import SurveyType, classify
+
+Z95 = 1.959963984540054
+
+#: (scale_min, scale_max, score) -> number of answers
+Histogram = Mapping[tuple[int, int, int], int]
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One metric over one set of answers."""
+
+    metric: SurveyType
+    n: int
+    value: float | None
+    ci_low: float | None
+    ci_high: float | None
+    counts: dict[str, int] = field(default_factory=dict)
+    #: Variance of one answer's contribution (for significance tests between windows); None when unknown.
+    unit_variance: float | None = None
+
+
+def _round(x: float | None) -> float | None:
+    return None if x is None else round(x, 2)
+
+
+def nps(hist: Histogram) -> Metric:
+    """NPS in points, -100..100; each answer is +1 / 0 / -1 and the interval follows from its variance."""
+    counts = {"promoters": 0, "passives": 0, "detractors": 0}
+    for (lo, hi, score), k in hist.items():
+        counts[classify("nps", score, lo, hi) + "s"] += k
+    n = sum(counts.values())
+    if n == 0:
+        return Metric("nps", 0, None, None, None, counts)
+    p_p, p_d = counts["promoters"] / n, counts["detractors"] / n
+    value = p_p - p_d
+    variance = max(0.0, p_p + p_d - value**2)
+    half = Z95 * math.sqrt(variance / n)
+    return Metric(
+        "nps", n, _round(100 * value), _round(max(-100.0, 100 * (value - half))),
+        _round(min(100.0, 100 * (value + half))), counts, variance,
+    )
+
+
+def csat(hist: Histogram) -> Metric:
+    """CSAT in percent satisfied (top-2-box of each survey's scale) with a Wilson score interval."""
+    counts = {"satisfied": 0, "neutral": 0, "dissatisfied": 0}
+    for (lo, hi, score), k in hist.items():
+        counts[classify("csat", score, lo, hi)] += k
+    n = sum(counts.values())
+    if n == 0:
+        return Metric("csat", 0, None, None, None, counts)
+    p = counts["satisfied"] / n
+    low, high = wilson(p, n)
+    return Metric("csat", n, _round(100 * p), _round(100 * low), _round(100 * high), counts, p * (1 - p))
+
+
+def wilson(p: float, n: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval of a proportion ``p`` observed over ``n`` trials."""
+    denom = 1 + z * z / n
+    center = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, center - half), min(1.0, center + half)
+
+
+def ces(hist: Histogram) -> Metric:
+    """CES as the mean score with a normal interval (needs n >= 2), and the share of easy answers."""
+    n = sum(hist.values())
+    easy = sum(k for (lo, hi, score), k in hist.items() if classify("ces", score, lo, hi) == "satisfied")
+    counts = {"easy": easy, "not_easy": n - easy}
+    if n == 0:
+        return Metric("ces", 0, None, None, None, counts)
+    mean = sum(score * k for (_lo, _hi, score), k in hist.items()) / n
+    if n < 2:
+        return Metric("ces", n, _round(mean), None, None, counts)
+    variance = sum(k * (score - mean) ** 2 for (_lo, _hi, score), k in hist.items()) / (n - 1)
+    half = Z95 * math.sqrt(variance / n)
+    return Metric("ces", n, _round(mean), _round(mean - half), _round(mean + half), counts, variance)
+
+
+CALCULATORS = {"nps": nps, "csat": csat, "ces": ces}
+
+
+def compute(metric: SurveyType, hist: Histogram) -> Metric:
+    """The metric of one survey type over ``hist``."""
+    return CALCULATORS[metric](hist)

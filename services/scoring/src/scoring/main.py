@@ -1,0 +1,74 @@
+"""Composition root of scoring: settings, database, consumer, outbox publisher, routes, lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+from aiokafka import ConsumerRecord
+from fastapi import FastAPI
+
+from pulse_shared.consumer import ConsumerRunner, RunnerConfig
+from pulse_shared.db import create_engine, ping
+from pulse_shared.events import RESPONSE_EVENTS, decode
+from pulse_shared.http import create_app
+from pulse_shared.loops import run_until_stopped
+from pulse_shared.offsets import DbOffsetStore
+from pulse_shared.producer import EventProducer
+from pulse_shared.runtime import Runtime, Worker
+from scoring.api import accounts
+from scoring.handler import ScoringHandler
+from scoring.publisher import ScorePublisher
+from scoring.settings import ScoringSettings
+from scoring.store import ResponseEvent, ResponseStore
+from scoring.tables import consumer_offsets
+
+
+def decode_response(message: ConsumerRecord) -> ResponseEvent:
+    """Decode a responses-topic message (raises InvalidEvent for the dead-letter topic)."""
+    return decode(RESPONSE_EVENTS, message.value)
+
+
+def build_app(settings: ScoringSettings) -> tuple[FastAPI, Runtime]:
+    """The scoring app and its runtime, wired from ``settings``."""
+    runtime = Runtime("scoring", grace_seconds=settings.shutdown_grace_seconds)
+    engine = create_engine(settings.require_database_url(), pool_size=settings.database_pool_size)
+    producer = EventProducer(settings, client_id="scoring")
+    store = ResponseStore(settings.consumer_group, settings.segments)
+    runner: ConsumerRunner[ResponseEvent] = ConsumerRunner(
+        settings,
+        RunnerConfig(group_id=settings.consumer_group, topics=(settings.topics.responses,)),
+        decoder=decode_response,
+        handler=ScoringHandler(engine, store),
+        producer=producer,
+        offset_store=DbOffsetStore(engine, consumer_offsets),
+    )
+    publisher = ScorePublisher(engine, producer, settings.topics.scores)
+
+    @asynccontextmanager
+    async def resources(_stop: asyncio.Event) -> AsyncIterator[Sequence[Worker]]:
+        await producer.start()
+        runtime.health.add_check("database", functools.partial(ping, engine))
+        runtime.health.add_check("kafka", producer.ping)
+        runtime.health.add_check("consumer", runner.ping)
+        try:
+            yield [
+                Worker("responses-consumer", runner.run),
+                Worker("score-publisher", lambda stop: run_until_stopped(stop, publisher.publish_due,
+                                                                         name="score-publisher")),
+            ]
+        finally:
+            await producer.stop()
+            await engine.dispose()
+
+    app = create_app(
+        title="Pulse scoring",
+        description="Rolling NPS, CSAT and CES per account and segment, with sample sizes and 95 % intervals.",
+        health=runtime.health,
+        lifespan=runtime.lifespan(resources),
+    )
+    app.state.engine = engine
+    app.include_router(accounts.router)
+    return app, runtime

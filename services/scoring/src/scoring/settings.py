@@ -1,0 +1,23 @@
+"""Scoring settings, read from the environment once at start-up."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from pulse_shared.settings import ServiceSettings
+
+
+class ScoringSettings(ServiceSettings):
+    """Settings of the scoring service."""
+
+    port: int = Field(8001, validation_alias="SCORING_PORT", description="HTTP port of scoring.")
+    consumer_group: str = Field("pulse-scoring", validation_alias="SCORING_CONSUMER_GROUP")
+    segment_properties: str = Field(
+        "plan,region", validation_alias="SCORING_SEGMENT_PROPERTIES",
+        description="Comma-separated answer properties to keep segment counts for.",
+    )
+
+    @property
+    def segments(self) -> tuple[str, ...]:
+        """The segment properties as a tuple."""
+        return tuple(p.strip() for p in self.segment_properties.split(",") if p.strip())

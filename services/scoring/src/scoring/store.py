@@ -1,0 +1,228 @@
+"""Applies a batch of response events to PostgreSQL in one transaction, with the consumed offset.
+
+Exactly-once effect: the partition's offset row is locked first and records below the stored offset are
+skipped; each answer's winning revision decides the count changes; counts, responses, the account's
+version (the score-event outbox) and the next offset commit together or not at all.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from aiokafka import TopicPartition
+from sqlalchemy import bindparam, func, literal_column, select, tuple_, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from pulse_shared.consumer import Record
+from pulse_shared.events import RespondentErased, ResponseSubmitted, ResponseUpdated
+from pulse_shared.offsets import lock_offset, store_offset
+from scoring.domain.answers import (
+    Answer,
+    BucketKey,
+    Placement,
+    Revision,
+    count_deltas,
+    day_of,
+    latest_per_response,
+    placement,
+)
+from scoring.tables import account_state, consumer_offsets, daily_counts, erased_respondents, responses
+
+ResponseEvent = ResponseSubmitted | ResponseUpdated | RespondentErased
+
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    """What one batch changed (for logs and tests)."""
+
+    applied: int
+    skipped_already_applied: int
+    accounts_changed: frozenset[str]
+
+
+class ResponseStore:
+    """Scoring's write path."""
+
+    def __init__(self, group: str, segment_properties: Sequence[str]) -> None:
+        self._group = group
+        self._segments = tuple(segment_properties)
+
+    async def apply(
+        self, conn: AsyncConnection, tp: TopicPartition, records: Sequence[Record[ResponseEvent]], next_offset: int
+    ) -> BatchOutcome:
+        """Apply ``records`` of one partition and store ``next_offset``, inside the caller's transaction."""
+        stored = await lock_offset(conn, consumer_offsets, self._group, tp)
+        if stored is not None and next_offset <= stored:
+            return BatchOutcome(0, len(records), frozenset())
+        fresh = [r.value for r in records if stored is None or r.offset >= stored]
+        erasures = [e for e in fresh if isinstance(e, RespondentErased)]
+        answers = [e for e in fresh if not isinstance(e, RespondentErased)]
+        changed: set[str] = set()
+        if erasures:
+            await self._erase(conn, erasures)
+        if answers:
+            changed |= await self._upsert_answers(conn, answers)
+        if changed:
+            await self._bump_versions(conn, changed)
+        await store_offset(conn, consumer_offsets, self._group, tp, next_offset)
+        return BatchOutcome(len(fresh), len(records) - len(fresh), frozenset(changed))
+
+    async def _erase(self, conn: AsyncConnection, erasures: Sequence[RespondentErased]) -> None:
+        keys = {(e.account_id, e.respondent_id) for e in erasures}
+        await conn.execute(
+            insert(erased_respondents)
+            .values([{"account_id": a, "respondent_id": r} for a, r in sorted(keys)])
+            .on_conflict_do_nothing()
+        )
+        await conn.execute(
+            update(responses)
+            .where(tuple_(responses.c.account_id, responses.c.respondent_id).in_(list(keys)))
+            .values(comment=None, respondent_id=None, respondent_email=None, erased=True)
+        )
+
+    async def _upsert_answers(self, conn: AsyncConnection, answers: Sequence[Answer]) -> set[str]:
+        latest = latest_per_response(answers)
+        keys = list(latest)
+        rows = (
+            await conn.execute(
+                select(
+                    responses.c.account_id, responses.c.response_id, responses.c.revised_at,
+                    responses.c.content_hash, responses.c.survey_type, responses.c.score, responses.c.scale_min,
+                    responses.c.scale_max, responses.c.day, responses.c.segments, responses.c.submitted_at,
+                )
+                .where(tuple_(responses.c.account_id, responses.c.response_id).in_(keys))
+                .with_for_update()
+            )
+        ).all()
+        existing = {(r.account_id, r.response_id): r for r in rows}
+        respondents = {(a.account_id, a.respondent_id) for a, _ in latest.values() if a.respondent_id}
+        erased: set[tuple[str, str]] = set()
+        if respondents:
+            erased = {
+                (r.account_id, r.respondent_id)
+                for r in await conn.execute(
+                    select(erased_respondents.c.account_id, erased_respondents.c.respondent_id).where(
+                        tuple_(erased_respondents.c.account_id, erased_respondents.c.respondent_id).in_(
+                            list(respondents)
+                        )
+                    )
+                )
+            }
+        changes: list[tuple[Placement | None, Placement]] = []
+        upserts: list[dict[str, Any]] = []
+        time_moves: list[dict[str, Any]] = []
+        for key, (answer, revision) in latest.items():
+            old = existing.get(key)
+            if old is not None:
+                # An answer is given once: its time is the earliest of all revisions (order-independent).
+                first_given = min(old.submitted_at, answer.submitted_at)
+                old_place = _stored_placement(old)
+                newer = old.content_hash != revision.content_hash and revision.supersedes(
+                    Revision(old.revised_at, old.content_hash))
+                if not newer:
+                    if first_given < old.submitted_at:
+                        moved = replace(old_place, day=day_of(first_given))
+                        changes.append((old_place, moved))
+                        time_moves.append({"a": old.account_id, "r": old.response_id, "sub": first_given,
+                                           "day": moved.day})
+                    continue
+                answer = answer.model_copy(update={"submitted_at": first_given})
+            new_place = placement(answer, self._segments)
+            changes.append((_stored_placement(old) if old is not None else None, new_place))
+            upserts.append(_row(answer, revision, new_place, erased=(answer.account_id, answer.respondent_id or "")
+                                in erased))
+        if time_moves:
+            await conn.execute(
+                update(responses)
+                .where(responses.c.account_id == bindparam("a"), responses.c.response_id == bindparam("r"))
+                .values(submitted_at=bindparam("sub"), day=bindparam("day")),
+                time_moves,
+            )
+        if not upserts:
+            await _apply_deltas(conn, count_deltas(changes))
+            return {m["a"] for m in time_moves}
+        stmt = insert(responses).values(upserts)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[responses.c.account_id, responses.c.response_id],
+            set_={c: stmt.excluded[c] for c in upserts[0] if c not in {"account_id", "response_id"}},
+        )
+        await conn.execute(stmt)
+        await _apply_deltas(conn, count_deltas(changes))
+        return {row["account_id"] for row in upserts} | {m["a"] for m in time_moves}
+
+    async def _bump_versions(self, conn: AsyncConnection, accounts: set[str]) -> None:
+        stmt = insert(account_state).values([{"account_id": a, "version": 1} for a in sorted(accounts)])
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[account_state.c.account_id],
+            set_={
+                "version": account_state.c.version + 1,
+                # Coalesce announcements: at most one score event per account per second.
+                "due_at": func.greatest(
+                    func.now(),
+                    func.coalesce(account_state.c.last_published_at + literal_column("interval '1 second'"),
+                                  func.now()),
+                ),
+            },
+        )
+        await conn.execute(stmt)
+
+
+async def _apply_deltas(conn: AsyncConnection, deltas: Counter[BucketKey]) -> None:
+    """Add to the count buckets: increments are upserts, decrements update rows that must exist (so the
+    table's ``n >= 0`` check can catch a counting bug instead of hiding it)."""
+    pk = list(daily_counts.primary_key.columns)
+    names = [c.name for c in pk]
+    increments = [{**dict(zip(names, k, strict=True)), "n": v} for k, v in sorted(deltas.items()) if v > 0]
+    decrements = [{**{f"k_{n}": x for n, x in zip(names, k, strict=True)}, "dec": -v}
+                  for k, v in sorted(deltas.items()) if v < 0]
+    if decrements:
+        stmt = (
+            update(daily_counts)
+            .where(*(c == bindparam(f"k_{c.name}") for c in pk))
+            .values(n=daily_counts.c.n - bindparam("dec"))
+        )
+        await conn.execute(stmt, decrements)
+    if increments:
+        ins = insert(daily_counts).values(increments)
+        await conn.execute(ins.on_conflict_do_update(index_elements=pk, set_={"n": daily_counts.c.n + ins.excluded.n}))
+
+
+def _stored_placement(row: Any) -> Placement:
+    return Placement(
+        account_id=row.account_id,
+        survey_type=row.survey_type,
+        scale_min=row.scale_min,
+        scale_max=row.scale_max,
+        score=row.score,
+        day=row.day,
+        segments=tuple((seg, val) for seg, val in row.segments),
+    )
+
+
+def _row(answer: Answer, revision: Revision, place: Placement, *, erased: bool) -> dict[str, Any]:
+    return {
+        "account_id": answer.account_id,
+        "response_id": answer.response_id,
+        "survey_type": answer.survey_type,
+        "score": answer.score,
+        "scale_min": answer.scale_min,
+        "scale_max": answer.scale_max,
+        "sentiment": answer.sentiment,
+        "comment": None if erased else answer.comment,
+        "respondent_id": None if erased else answer.respondent_id,
+        "respondent_email": None if erased else answer.respondent_email,
+        "properties": answer.properties,
+        "segments": [list(s) for s in place.segments],
+        "submitted_at": answer.submitted_at,
+        "day": place.day,
+        "revised_at": revision.revised_at,
+        "content_hash": revision.content_hash,
+        "source": answer.source,
+        "survey_id": answer.survey_id,
+        "erased": erased,
+    }

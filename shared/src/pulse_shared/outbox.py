@@ -1,0 +1,45 @@
+"""Outbox claiming: side effects stored as rows, taken by one replica at a time.
+
+A claim leases due rows with ``FOR UPDATE SKIP LOCKED`` and commits at once, so the slow part (the HTTP
+call, the publish) runs outside any lock while other replicas take other rows. A replica that dies
+mid-call lets its lease expire and the row is taken again: side effects are at-least-once, and every
+effect is keyed so a repeat is harmless.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import ColumnElement, Row, Table, func, literal_column, or_, select, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+
+async def claim_due(
+    engine: AsyncEngine,
+    table: Table,
+    *,
+    pending: ColumnElement[bool],
+    due_column: str = "next_attempt_at",
+    limit: int = 100,
+    lease_seconds: int = 30,
+) -> Sequence[Row[Any]]:
+    """Lease up to ``limit`` rows that are ``pending``, due, and not leased; return them."""
+    pk = list(table.primary_key.columns)
+    due = table.c[due_column]
+    lease = table.c.lease_until
+    candidates = (
+        select(*pk)
+        .where(pending, due <= func.now(), or_(lease.is_(None), lease < func.now()))
+        .order_by(due)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    stmt = (
+        update(table)
+        .where(tuple_(*pk).in_(candidates))
+        .values(lease_until=func.now() + literal_column(f"interval '{int(lease_seconds)} seconds'"))
+        .returning(*table.c)
+    )
+    async with engine.begin() as conn:
+        return (await conn.execute(stmt)).all()

@@ -1,0 +1,122 @@
+"""End to end, with every service as its own process: one detractor answer travels through Pulse.
+
+ingest → responses topic (keyed by account) → scoring (PostgreSQL, exactly once) → alerts → Slack
+chat.postMessage; scoring → scores topic → crm-sync → HubSpot batch upsert. Posting the same answer again
+changes nothing downstream, and every service drains cleanly on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+import asyncpg
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer
+
+from pulse_shared.db import plain_database_url
+from tests.conftest import Platform
+
+pytestmark = pytest.mark.e2e
+
+ANSWER = {
+    "response_id": "resp-e2e-1",
+    "survey_type": "nps",
+    "score": 3,
+    "comment": "Exports keep timing out <!channel>",
+    "account_id": "acme-42",
+    "respondent_id": "user-7",
+    "properties": {"plan": "enterprise"},
+}
+
+
+async def eventually(check: Callable[[], object], timeout: float = 30.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def consumed_offsets(platform: Platform, schema: str) -> int:
+    conn = await asyncpg.connect(plain_database_url(platform.database_url))
+    try:
+        value = await conn.fetchval(f"SELECT coalesce(sum(greatest(next_offset, 0)), 0) FROM {schema}.consumer_offsets")
+    finally:
+        await conn.close()
+    return int(value)
+
+
+async def test_a_detractor_answer_reaches_slack_and_hubspot_exactly_once(platform: Platform) -> None:
+    async with httpx.AsyncClient(timeout=10) as client:
+        accepted = await client.post(f"{platform.ingest}/v1/responses", json=ANSWER)
+    assert accepted.status_code == 202, accepted.text
+    assert accepted.json()["response_id"] == "resp-e2e-1"
+
+    # On the responses topic, keyed by the account id.
+    consumer = AIOKafkaConsumer(platform.topics.responses, bootstrap_servers=platform.env["KAFKA_BOOTSTRAP_SERVERS"],
+                                auto_offset_reset="earliest", enable_auto_commit=False)
+    await consumer.start()
+    try:
+        batch = await consumer.getmany(timeout_ms=5000)
+    finally:
+        await consumer.stop()
+    messages = [m for ms in batch.values() for m in ms]
+    assert [m.key for m in messages] == [b"acme-42"]
+    assert dict(messages[0].headers)["event-type"] == b"response.submitted.v1"
+
+    # Slack: one chat.postMessage to the default channel, survey text escaped.
+    await eventually(lambda: len(platform.slack.posts()) == 1, what="the Slack alert")
+    post = platform.slack.posts()[0].body
+    assert post["channel"] == "#cs-alerts"
+    assert "acme-42" in post["text"]
+    assert "&lt;!channel&gt;" in str(post["blocks"]) and "<!channel>" not in str(post["blocks"])
+
+    # HubSpot: one batch upsert carrying the NPS with its sample size and interval.
+    await eventually(lambda: len(platform.hubspot.batch_calls()) == 1, what="the HubSpot update")
+    [upsert] = platform.hubspot.batch_calls()
+    assert upsert.path.endswith("/batch/upsert")
+    [item] = upsert.body["inputs"]
+    assert item["id"] == "acme-42" and item["idProperty"] == "pulse_account_id"
+    assert item["properties"]["pulse_nps_30d"] == "-100"
+    assert item["properties"]["pulse_nps_30d_n"] == "1"
+    assert platform.slack.violations == [] and platform.hubspot.violations == []
+
+    async with httpx.AsyncClient(timeout=10) as client:
+        scores = (await client.get(f"{platform.scoring}/v1/accounts/acme-42/scores?window=30d")).json()
+    assert scores["scores"]["nps"]["n"] == 1
+    assert scores["scores"]["nps"]["value"] == -100.0
+    assert scores["scores"]["nps"]["counts"]["detractors"] == 1
+
+    # The same answer again: acknowledged, and nothing changes downstream.
+    async with httpx.AsyncClient(timeout=10) as client:
+        again = await client.post(f"{platform.ingest}/v1/responses", json=ANSWER)
+    assert again.status_code == 202
+    for schema in ("scoring", "alerts"):
+        await eventually_async(lambda s=schema: consumed_offsets(platform, s), 2, what=f"{schema} to consume")
+    await asyncio.sleep(2.5)  # longer than score-event coalescing and dispatcher polling
+    assert len(platform.slack.posts()) == 1
+    calls = platform.hubspot.batch_calls()
+    assert len(calls) == 1, [(c.body["inputs"][0]["properties"]["pulse_scores_version"], c.at) for c in calls] + [
+        platform.services["scoring"].tail(30), platform.services["crm_sync"].tail(30)]
+    async with httpx.AsyncClient(timeout=10) as client:
+        scores = (await client.get(f"{platform.scoring}/v1/accounts/acme-42/scores")).json()
+    assert scores["scores"]["nps"]["n"] == 1
+
+    # Every service drains and exits cleanly on SIGTERM.
+    for name, service in platform.services.items():
+        started = time.monotonic()
+        assert service.terminate(timeout=25) == 0, f"{name} exited badly:\n{service.tail()}"
+        assert time.monotonic() - started < 25
+
+
+async def eventually_async(read: Callable[[], object], expected: int, timeout: float = 30.0, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await read() >= expected:  # type: ignore[misc]
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
