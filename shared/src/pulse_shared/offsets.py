@@ -61,6 +61,11 @@ class DbOffsetStore:
             TopicPartition(row.topic, row.partition): int(row.next_offset) for row in rows if row.next_offset >= 0
         }
 
+    async def reset(self, group: str, tp: TopicPartition, next_offset: int) -> None:
+        """Overwrite the stored offset of ``tp`` (after the broker lost the log it pointed into)."""
+        async with self._engine.begin() as conn:
+            await store_offset(conn, self._table, group, tp, next_offset)
+
 
 async def lock_offset(conn: AsyncConnection, table: Table, group: str, tp: TopicPartition) -> int | None:
     """Lock the partition's offset row for this transaction and return the stored next offset.

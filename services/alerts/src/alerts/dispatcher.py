@@ -25,7 +25,6 @@ log = logging.getLogger(__name__)
 
 ALERTS = Counter("pulse_alerts_total", "Alerts by rule and delivery outcome.", ["rule", "outcome"])
 PENDING = ("pending", "update_pending")
-LOOKUP_AGAIN_AFTER = literal_column("interval '1 day'")
 
 
 class AlertDispatcher:

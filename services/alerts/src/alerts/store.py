@@ -12,10 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from alerts.domain.message import AlertFacts
 from alerts.domain.rules import triggered_rules
+from alerts.tables import account_owners, alerts, consumer_offsets
 from pulse_shared.consumer import Record
 from pulse_shared.events import AccountOwnerChanged, RespondentErased, ResponseSubmitted, ResponseUpdated
 from pulse_shared.offsets import lock_offset, store_offset
-from alerts.tables import account_owners, alerts, consumer_offsets
 
 AlertInput = ResponseSubmitted | ResponseUpdated | RespondentErased | AccountOwnerChanged
 

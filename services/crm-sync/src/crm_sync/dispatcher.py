@@ -33,9 +33,9 @@ class WriteDispatcher:
             return False
         try:
             await self._connector.prepare()
-        except Exception as exc:  # noqa: BLE001 - a CRM refusing set-up pauses this connector, not the service
+        except Exception as exc:
             self._paused_until = time.monotonic() + PREPARE_RETRY_SECONDS
-            log.error("CRM connector set-up failed; retrying later",
+            log.exception("CRM connector set-up failed; retrying later",
                       extra={"connector": self._connector.name, "error": repr(exc)[:300]})
             return False
         c = crm_writes.c

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import and_, func, literal_column, select, update
+from sqlalchemy import ColumnElement, and_, func, literal_column, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from pulse_shared.events import ScoreUpdated, utcnow
+from pulse_shared.events import ScoreSummary, ScoreUpdated, utcnow
 from pulse_shared.metrics import OUTBOX_PENDING
 from pulse_shared.outbox import claim_due
 from pulse_shared.producer import EventProducer
@@ -24,7 +25,7 @@ from scoring.tables import account_state
 
 log = logging.getLogger(__name__)
 
-SPACING = literal_column("interval '1 second'")
+SPACING: ColumnElement[Any] = literal_column("interval '1 second'")
 
 
 class ScorePublisher:
@@ -56,7 +57,7 @@ class ScorePublisher:
             version = (
                 await conn.execute(select(account_state.c.version).where(account_state.c.account_id == account_id))
             ).scalar_one()
-            scores = []
+            scores: list[ScoreSummary] = []
             for window_name in PUBLISHED_WINDOWS:
                 metrics = await account_metrics(conn, account_id, rolling(window_name, now.date()))
                 scores.extend(summary(m, window_name) for m in metrics.values())

@@ -131,11 +131,11 @@ class ResponseStore:
                         time_moves.append({"a": old.account_id, "r": old.response_id, "sub": first_given,
                                            "day": moved.day})
                     continue
-                answer = answer.model_copy(update={"submitted_at": first_given})
+                answer = answer.model_copy(update={"submitted_at": first_given})  # noqa: PLW2901
             new_place = placement(answer, self._segments)
             changes.append((_stored_placement(old) if old is not None else None, new_place))
-            upserts.append(_row(answer, revision, new_place, erased=(answer.account_id, answer.respondent_id or "")
-                                in erased))
+            is_erased = (answer.account_id, answer.respondent_id or "") in erased
+            upserts.append(_row(answer, revision, new_place, erased=is_erased))
         if time_moves:
             await conn.execute(
                 update(responses)

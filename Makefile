@@ -1,0 +1,31 @@
+# Pulse: `make run` runs the whole platform on this machine; `make test` runs every test.
+SHELL := /bin/bash
+UV ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
+export UV_PYTHON_DOWNLOADS := never
+
+.PHONY: help install run test lint typecheck check clean-data
+
+help:
+	@echo "make run        run the whole platform locally (embedded broker and PostgreSQL by default)"
+	@echo "make test       run every test (unit, component, end-to-end)"
+	@echo "make lint       ruff and mypy (strict)"
+	@echo "make clean-data forget the local PostgreSQL data in .pulse/"
+
+install:
+	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet "uv>=0.5"
+	$(UV) sync --frozen
+
+run: install
+	$(UV) run --frozen python scripts/dev.py
+
+test: install
+	$(UV) run --frozen pytest
+
+lint: install
+	$(UV) run --frozen ruff check .
+	$(UV) run --frozen mypy shared/src services/ingest/src services/scoring/src services/alerts/src services/crm-sync/src
+
+check: lint test
+
+clean-data:
+	rm -rf .pulse
