@@ -38,12 +38,14 @@ class AlertDispatcher:
         default_channel: str | None,
         max_attempts: int,
         batch_size: int = 20,
+        retry_base_seconds: float = 2.0,
     ) -> None:
         self._engine = engine
         self._slack = slack
         self._default_channel = default_channel
         self._max_attempts = max_attempts
         self._batch_size = batch_size
+        self._retry_base = retry_base_seconds
 
     async def deliver_due(self) -> bool:
         """Deliver the alerts that are due; return whether there were any."""
@@ -118,7 +120,7 @@ class AlertDispatcher:
                                                                         "error": result.error})
         else:
             ALERTS.labels(row.rule, "retried").inc()
-            await self._retry(row, delay=min(300.0, 2.0 ** (row.attempts + 1)), count_attempt=True,
+            await self._retry(row, delay=min(300.0, self._retry_base * 2.0**row.attempts), count_attempt=True,
                               error=result.error)
 
     async def _finish(self, row: Any, *, status: str, outcome: str, error: str | None = None,

@@ -55,7 +55,7 @@ async def submit_response(
     try:
         event = to_event(answer, now=utcnow(), source="api", idempotency_key=idempotency_key)
     except ScoreOutOfScale as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, detail=str(exc)) from exc
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from exc
     try:
         await publisher.publish(event)
     except PublishFailed as exc:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, field_validator
@@ -87,7 +87,7 @@ def to_event(
         comment=answer.comment or None,
         respondent_id=answer.respondent_id,
         properties=answer.properties,
-        submitted_at=answer.submitted_at or now,
+        submitted_at=(answer.submitted_at or now).astimezone(UTC),
         revised_at=now,
         source=source,
     )

@@ -1,0 +1,83 @@
+"""Event contracts: validation, classification, decoding errors."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+from pydantic import ValidationError
+
+from pulse_shared.events import (
+    RESPONSE_EVENTS,
+    InvalidEvent,
+    RespondentErased,
+    ResponseSubmitted,
+    classify,
+    decode,
+    encode,
+)
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+def submitted(**overrides: object) -> dict[str, object]:
+    base: dict[str, object] = {
+        "type": "response.submitted.v1", "response_id": "r1", "account_id": "acme", "survey_type": "nps",
+        "score": 7, "scale_min": 0, "scale_max": 10, "submitted_at": NOW.isoformat(),
+        "revised_at": NOW.isoformat(),
+    }
+    base.update(overrides)
+    return base
+
+
+@pytest.mark.parametrize(
+    ("survey", "score", "lo", "hi", "expected"),
+    [
+        ("nps", 0, 0, 10, "detractor"), ("nps", 6, 0, 10, "detractor"), ("nps", 7, 0, 10, "passive"),
+        ("nps", 8, 0, 10, "passive"), ("nps", 9, 0, 10, "promoter"), ("nps", 10, 0, 10, "promoter"),
+        ("csat", 5, 1, 5, "satisfied"), ("csat", 4, 1, 5, "satisfied"), ("csat", 3, 1, 5, "neutral"),
+        ("csat", 2, 1, 5, "dissatisfied"), ("csat", 1, 1, 5, "dissatisfied"),
+        ("csat", 6, 1, 7, "satisfied"), ("csat", 5, 1, 7, "neutral"), ("csat", 3, 1, 7, "dissatisfied"),
+        ("csat", 1, 0, 1, "satisfied"), ("csat", 0, 0, 1, "dissatisfied"),
+        ("ces", 5, 1, 7, "satisfied"), ("ces", 4, 1, 7, "neutral"), ("ces", 3, 1, 7, "dissatisfied"),
+    ],
+)
+def test_classification_follows_the_standard_definitions(
+    survey: str, score: int, lo: int, hi: int, expected: str
+) -> None:
+    assert classify(survey, score, lo, hi) == expected  # type: ignore[arg-type]
+
+
+def test_round_trip_through_bytes() -> None:
+    event = RESPONSE_EVENTS.validate_python(submitted(comment="hi", properties={"plan": "pro", "seats": 5}))
+    again = decode(RESPONSE_EVENTS, encode(event))
+    assert again == event
+    assert isinstance(again, ResponseSubmitted)
+    assert again.sentiment == "passive"
+
+
+def test_events_are_frozen() -> None:
+    event = RespondentErased(account_id="acme", respondent_id="u1")
+    with pytest.raises(ValidationError):
+        event.account_id = "other"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("payload", "problem"),
+    [
+        (b"not json", "json"),
+        (json.dumps(submitted(score=11)).encode(), "outside the scale"),
+        (json.dumps(submitted(score=False)).encode(), "score"),
+        (json.dumps(submitted(score=9.5)).encode(), "score"),
+        (json.dumps({k: v for k, v in submitted().items() if k != "account_id"}).encode(), "account_id"),
+        (json.dumps(submitted(type="response.submitted.v99")).encode(), "type"),
+        (json.dumps(submitted(submitted_at="2026-11-23T12:00:00")).encode(), "submitted_at"),
+        (json.dumps(submitted(properties={"nested": {"a": 1}})).encode(), "properties"),
+        (None, "no value"),
+    ],
+)
+def test_invalid_messages_raise_invalid_event_naming_the_problem(payload: bytes | None, problem: str) -> None:
+    with pytest.raises(InvalidEvent) as info:
+        decode(RESPONSE_EVENTS, payload)
+    assert problem in str(info.value).lower()
