@@ -6,18 +6,35 @@ import math
 
 import pytest
 
-from scoring.domain.metrics import ces, csat, nps, wilson
+from scoring.domain.metrics import ces, change, csat, nps, wilson
 
 
 def test_nps_and_its_interval_from_the_answer_variance() -> None:
-    # 50 promoters, 30 passives, 20 detractors: NPS 30; variance .5 + .2 - .3² = .61; SE = sqrt(.61/100).
+    # 50 promoters, 30 passives, 20 detractors: NPS 30; variance .5 + .2 - .3² = .61; SE = sqrt(.61/100),
+    # so the plain interval is 30 ± 15.31. The adjusted interval is within about a point at n = 100.
     m = nps({(0, 10, 10): 50, (0, 10, 7): 30, (0, 10, 3): 20})
     half = 1.959963984540054 * math.sqrt(0.61 / 100) * 100
     assert m.n == 100
     assert m.value == 30.0
-    assert m.ci_low == pytest.approx(30 - half, abs=0.01)
-    assert m.ci_high == pytest.approx(30 + half, abs=0.01)
+    assert m.ci_low == pytest.approx(30 - half, abs=1.2)
+    assert m.ci_high == pytest.approx(30 + half, abs=1.2)
     assert m.counts == {"promoters": 50, "passives": 30, "detractors": 20}
+    # Exactly: shares (51/103, 21/103), centre 30/103, variance .7087 - .0848.
+    p_p, p_d = 51 / 103, 21 / 103
+    exact = 1.959963984540054 * math.sqrt((p_p + p_d - (p_p - p_d) ** 2) / 103) * 100
+    assert m.ci_low == pytest.approx(100 * (p_p - p_d) - exact, abs=0.01)
+
+
+def test_small_samples_get_wide_intervals_not_false_certainty() -> None:
+    one = nps({(0, 10, 2): 1})
+    assert one.value == -100.0
+    assert one.ci_low == -100.0
+    assert one.ci_high is not None
+    assert one.ci_high > 0
+    ten = nps({(0, 10, 10): 10})
+    assert ten.value == 100.0
+    assert ten.ci_low is not None
+    assert ten.ci_low < 75
 
 
 def test_no_answers_means_no_score_not_zero() -> None:
@@ -53,3 +70,40 @@ def test_ces_mean_with_a_t_free_normal_interval_and_share_of_easy() -> None:
     assert m.counts == {"easy": 3, "not_easy": 1}
     single = ces({(1, 7, 6): 1})
     assert (single.value, single.ci_low) == (6.0, None)
+
+
+def test_change_against_the_previous_window_and_its_significance() -> None:
+    before = nps({(0, 10, 10): 300, (0, 10, 8): 400, (0, 10, 2): 300})  # NPS 0, n 1000
+    after_big = nps({(0, 10, 10): 500, (0, 10, 8): 300, (0, 10, 2): 200})  # NPS 30
+    after_small = nps({(0, 10, 10): 4, (0, 10, 8): 3, (0, 10, 2): 3})  # NPS 10, n 10
+    big = change(after_big, before)
+    assert big.delta == 30.0
+    assert big.significant
+    assert big.ci_low is not None
+    assert big.ci_low > 0
+    small = change(after_small, before)
+    assert small.delta == 10.0
+    assert not small.significant
+    assert small.ci_low is not None
+    assert small.ci_low < 0 < small.ci_high  # type: ignore[operator]
+    assert change(nps({}), before).delta is None
+
+
+def test_windows_and_buckets() -> None:
+    from datetime import date
+
+    from scoring.domain.windows import bucket_end, bucket_start, previous, window
+
+    today = date(2026, 11, 23)
+    w30 = window("30d", today)
+    assert (w30.start, w30.end) == (date(2026, 10, 25), date(2026, 11, 24))
+    p30 = previous(w30)
+    assert (p30.start, p30.end) == (date(2026, 9, 25), date(2026, 10, 25))
+    month = window("month", today)
+    assert (month.start, previous(month).start, previous(month).end) == (
+        date(2026, 11, 1), date(2026, 10, 1), date(2026, 11, 1))
+    quarter = window("quarter", date(2026, 2, 14))
+    assert (quarter.start, previous(quarter).start) == (date(2026, 1, 1), date(2025, 10, 1))
+    assert bucket_start(today, "week") == date(2026, 11, 23)  # a Monday
+    assert bucket_start(date(2026, 11, 29), "week") == date(2026, 11, 23)
+    assert bucket_end(date(2026, 12, 1), "month") == date(2027, 1, 1)

@@ -16,7 +16,7 @@ from pulse_shared.db import create_engine
 from pulse_shared.events import RespondentErased, ResponseSubmitted
 from pulse_shared.migrations import upgrade_to_head
 from scoring.domain.windows import rolling
-from scoring.queries import account_metrics
+from scoring.queries import account_windows, metrics_of
 from scoring.store import ResponseEvent, ResponseStore
 from scoring.tables import SCHEMA, account_state, responses
 
@@ -53,7 +53,8 @@ async def apply(engine: AsyncEngine, events: list[ResponseEvent], start: int = 0
 
 async def nps_of(engine: AsyncEngine, account: str = "acme") -> tuple[int, float | None, dict[str, int]]:
     async with engine.connect() as conn:
-        m = (await account_metrics(conn, account, rolling("30d", NOW.date())))["nps"]
+        [hist] = await account_windows(conn, account, [rolling("30d", NOW.date())])
+        m = metrics_of(hist)["nps"]
     return m.n, m.value, m.counts
 
 

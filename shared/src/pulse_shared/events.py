@@ -144,6 +144,11 @@ class ScoreSummary(BaseModel):
     ci_low: float | None
     ci_high: float | None
     counts: dict[str, StrictInt] = Field(default_factory=dict)
+    #: Change against the previous equal window, its 95 % interval, and whether it is significant.
+    delta: float | None = None
+    delta_ci_low: float | None = None
+    delta_ci_high: float | None = None
+    significant: bool = False
 
 
 class ScoreUpdated(Event):

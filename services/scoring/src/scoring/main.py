@@ -18,7 +18,7 @@ from pulse_shared.loops import run_until_stopped
 from pulse_shared.offsets import DbOffsetStore
 from pulse_shared.producer import EventProducer
 from pulse_shared.runtime import Runtime, Worker
-from scoring.api import accounts
+from scoring.api import responses, scores
 from scoring.handler import ScoringHandler
 from scoring.publisher import ScorePublisher
 from scoring.settings import ScoringSettings
@@ -45,7 +45,7 @@ def build_app(settings: ScoringSettings) -> tuple[FastAPI, Runtime]:
         producer=producer,
         offset_store=DbOffsetStore(engine, consumer_offsets),
     )
-    publisher = ScorePublisher(engine, producer, settings.topics.scores)
+    publisher = ScorePublisher(engine, producer, settings.topics.scores, method=settings.nps_method)
 
     @asynccontextmanager
     async def resources(_stop: asyncio.Event) -> AsyncIterator[Sequence[Worker]]:
@@ -70,5 +70,8 @@ def build_app(settings: ScoringSettings) -> tuple[FastAPI, Runtime]:
         lifespan=runtime.lifespan(resources),
     )
     app.state.engine = engine
-    app.include_router(accounts.router)
+    app.state.segments = settings.segments
+    app.state.default_method = settings.nps_method
+    app.include_router(scores.router)
+    app.include_router(responses.router)
     return app, runtime

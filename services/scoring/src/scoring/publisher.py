@@ -19,8 +19,9 @@ from pulse_shared.events import ScoreSummary, ScoreUpdated, utcnow
 from pulse_shared.metrics import OUTBOX_PENDING
 from pulse_shared.outbox import claim_due
 from pulse_shared.producer import EventProducer
-from scoring.domain.windows import PUBLISHED_WINDOWS, rolling
-from scoring.queries import account_metrics, summary
+from scoring.domain.metrics import Metric, change
+from scoring.domain.windows import PUBLISHED_WINDOWS, Window, previous, window
+from scoring.queries import Method, account_windows, metrics_of
 from scoring.tables import account_state
 
 log = logging.getLogger(__name__)
@@ -31,8 +32,10 @@ SPACING: ColumnElement[Any] = literal_column("interval '1 second'")
 class ScorePublisher:
     """Drains the score-event outbox."""
 
-    def __init__(self, engine: AsyncEngine, producer: EventProducer, topic: str, batch_size: int = 100) -> None:
+    def __init__(self, engine: AsyncEngine, producer: EventProducer, topic: str, *, method: Method = "all",
+                 batch_size: int = 100) -> None:
         self._engine = engine
+        self._method: Method = method
         self._producer = producer
         self._topic = topic
         self._batch_size = batch_size
@@ -57,11 +60,16 @@ class ScorePublisher:
             version = (
                 await conn.execute(select(account_state.c.version).where(account_state.c.account_id == account_id))
             ).scalar_one()
-            scores: list[ScoreSummary] = []
-            for window_name in PUBLISHED_WINDOWS:
-                metrics = await account_metrics(conn, account_id, rolling(window_name, now.date()))
-                scores.extend(summary(m, window_name) for m in metrics.values())
+            spans: list[Window] = []
+            for name in PUBLISHED_WINDOWS:
+                current = window(name, now.date())
+                spans.extend((current, previous(current)))
+            hists = await account_windows(conn, account_id, spans, self._method)
             await conn.rollback()
+        scores: list[ScoreSummary] = []
+        for i, name in enumerate(PUBLISHED_WINDOWS):
+            current_metrics, previous_metrics = metrics_of(hists[2 * i]), metrics_of(hists[2 * i + 1])
+            scores.extend(summary(m, previous_metrics[k], name) for k, m in current_metrics.items())
         event = ScoreUpdated(account_id=account_id, version=version, computed_at=now, scores=tuple(scores))
         await self._producer.publish(self._topic, account_id, event)
         await self._mark_published(account_id, version, now)
@@ -89,3 +97,13 @@ class ScorePublisher:
             count = (await conn.execute(query)).scalar_one()
         OUTBOX_PENDING.labels("scoring_score_events").set(count)
         return int(count)
+
+
+def summary(metric: Metric, before: Metric, window_name: str) -> ScoreSummary:
+    """The event form of a metric and its change against the previous window."""
+    moved = change(metric, before)
+    return ScoreSummary(
+        metric=metric.metric, window=window_name, n=metric.n, value=metric.value, ci_low=metric.ci_low,
+        ci_high=metric.ci_high, counts=metric.counts, delta=moved.delta, delta_ci_low=moved.ci_low,
+        delta_ci_high=moved.ci_high, significant=moved.significant,
+    )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from pulse_shared.settings import ServiceSettings
@@ -15,6 +17,11 @@ class ScoringSettings(ServiceSettings):
     segment_properties: str = Field(
         "plan,region", validation_alias="SCORING_SEGMENT_PROPERTIES",
         description="Comma-separated answer properties to keep segment counts for.",
+    )
+
+    nps_method: Literal["all", "latest_per_respondent"] = Field(
+        "all", validation_alias="SCORING_NPS_METHOD",
+        description="Account score method: all answers in the window, or each respondent's latest answer.",
     )
 
     @property

@@ -36,20 +36,29 @@ def _round(x: float | None) -> float | None:
 
 
 def nps(hist: Histogram) -> Metric:
-    """NPS in points, -100..100; each answer is +1 / 0 / -1 and the interval follows from its variance."""
+    """NPS in points, -100..100, with a 95 % interval.
+
+    Each answer is +1 / 0 / -1, so variance = pP + pD - (pP - pD)^2 and SE = sqrt(variance / n). Used
+    as is, that formula claims certainty it does not have on small samples: one detractor gives the
+    interval [-100, -100]. The interval is therefore computed on shares adjusted by one pseudo-answer per
+    category (Agresti-Coull style): honest widths for small n, about a point from the plain formula at
+    n = 100 and converging to it as n grows. The point estimate is the plain NPS.
+    """
     counts = {"promoters": 0, "passives": 0, "detractors": 0}
     for (lo, hi, score), k in hist.items():
         counts[classify("nps", score, lo, hi) + "s"] += k
     n = sum(counts.values())
     if n == 0:
         return Metric("nps", 0, None, None, None, counts)
-    p_p, p_d = counts["promoters"] / n, counts["detractors"] / n
-    value = p_p - p_d
-    variance = max(0.0, p_p + p_d - value**2)
-    half = Z95 * math.sqrt(variance / n)
+    value = (counts["promoters"] - counts["detractors"]) / n
+    n_adj = n + 3
+    p_p, p_d = (counts["promoters"] + 1) / n_adj, (counts["detractors"] + 1) / n_adj
+    centre = p_p - p_d
+    variance = max(0.0, p_p + p_d - centre**2)
+    half = Z95 * math.sqrt(variance / n_adj)
     return Metric(
-        "nps", n, _round(100 * value), _round(max(-100.0, 100 * (value - half))),
-        _round(min(100.0, 100 * (value + half))), counts, variance,
+        "nps", n, _round(100 * value), _round(max(-100.0, 100 * (centre - half))),
+        _round(min(100.0, 100 * (centre + half))), counts, variance,
     )
 
 
@@ -90,6 +99,30 @@ def ces(hist: Histogram) -> Metric:
 
 
 CALCULATORS = {"nps": nps, "csat": csat, "ces": ces}
+
+
+@dataclass(frozen=True)
+class Change:
+    """The change of a metric against the previous equal window, with its 95 % interval."""
+
+    delta: float | None
+    ci_low: float | None
+    ci_high: float | None
+    significant: bool
+
+
+def change(current: Metric, previous: Metric) -> Change:
+    """Difference between two independent windows: SE_diff = sqrt(var_A / n_A + var_B / n_B); significant
+    at 95 % when the interval of the difference excludes zero."""
+    if current.value is None or previous.value is None:
+        return Change(None, None, None, False)
+    if current.unit_variance is None or previous.unit_variance is None:
+        return Change(_round(current.value - previous.value), None, None, False)
+    scale = 100.0 if current.metric in ("nps", "csat") else 1.0
+    delta = current.value - previous.value
+    se = scale * math.sqrt(current.unit_variance / current.n + previous.unit_variance / previous.n)
+    half = Z95 * se
+    return Change(_round(delta), _round(delta - half), _round(delta + half), abs(delta) > half)
 
 
 def compute(metric: SurveyType, hist: Histogram) -> Metric:

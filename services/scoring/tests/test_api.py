@@ -1,0 +1,140 @@
+"""The scoring query API over answers stored through the real write path."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from aiokafka import TopicPartition
+
+from pulse_shared.consumer import Record
+from pulse_shared.db import create_engine
+from pulse_shared.events import ResponseSubmitted
+from pulse_shared.migrations import upgrade_to_head
+from scoring.main import build_app
+from scoring.settings import ScoringSettings
+from scoring.store import ResponseEvent, ResponseStore
+from scoring.tables import SCHEMA
+
+NOW = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0)
+
+
+def answer(rid: str, score: int, *, days_ago: int = 0, account: str = "acme", respondent: str | None = None,
+           plan: str = "pro", survey: str = "nps", comment: str | None = None) -> ResponseSubmitted:
+    lo, hi = {"nps": (0, 10), "csat": (1, 5), "ces": (1, 7)}[survey]
+    at = NOW - timedelta(days=days_ago)
+    return ResponseSubmitted(response_id=rid, account_id=account, survey_type=survey, score=score,  # type: ignore[arg-type]
+                             scale_min=lo, scale_max=hi, respondent_id=respondent, properties={"plan": plan},
+                             comment=comment, submitted_at=at, revised_at=at)
+
+
+@pytest.fixture
+async def api(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    await asyncio.to_thread(upgrade_to_head, "scoring.migrations", database_url, SCHEMA)
+    events: list[ResponseEvent] = []
+    # Previous 30 days: 100 answers (33 promoters, 34 passives, 33 detractors), NPS 0.
+    # Current 30 days: 100 answers, NPS +40, plus a respondent answering twice.
+    for i in range(100):
+        events.append(answer(f"old-{i}", [10, 8, 2][i % 3] if i < 99 else 8, days_ago=40))
+    for i in range(100):
+        events.append(answer(f"new-{i}", 10 if i < 60 else (8 if i < 80 else 2), days_ago=i % 20,
+                             plan="pro" if i % 2 else "free"))
+    events.append(answer("rep-1", 0, days_ago=5, respondent="u1", comment="first"))
+    events.append(answer("rep-2", 10, days_ago=1, respondent="u1", comment="later"))
+    events.append(answer("c-1", 5, survey="csat", days_ago=2))
+    events.append(answer("other-1", 3, account="globex", days_ago=3, plan="free"))
+    engine = create_engine(database_url, pool_size=2)
+    store = ResponseStore("scoring", ["plan"])
+    async with engine.begin() as conn:
+        records = [Record("r", 0, i, b"k", e, (), 0) for i, e in enumerate(events)]
+        await store.apply(conn, TopicPartition("r", 0), records, len(records))
+    await engine.dispose()
+    app, _ = build_app(ScoringSettings(database_url=database_url, segment_properties="plan"))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://scoring") as client:
+        yield client
+    await app.state.engine.dispose()
+
+
+async def test_account_scores_with_interval_and_a_significant_change(api: httpx.AsyncClient) -> None:
+    body = (await api.get("/v1/accounts/acme/scores", params={"window": "30d"})).json()
+    nps = body["scores"]["nps"]
+    # 60 promoters + rep-2, 20 passives, 20 detractors + rep-1 -> n 102, NPS (61 - 21) / 102.
+    assert nps["n"] == 102
+    assert nps["value"] == pytest.approx(100 * 40 / 102, abs=0.01)
+    assert nps["ci_low"] < nps["value"] < nps["ci_high"]
+    assert nps["change"]["previous_n"] == 100
+    assert nps["change"]["previous_value"] == 0.0
+    assert nps["change"]["significant"] is True
+    assert nps["change"]["ci_low"] > 0
+    csat = body["scores"]["csat"]
+    assert (csat["n"], csat["value"], csat["small_sample"]) == (1, 100.0, True)
+    assert body["scores"]["ces"]["n"] == 0
+    assert body["scores"]["ces"]["value"] is None
+
+
+async def test_latest_answer_per_respondent_method(api: httpx.AsyncClient) -> None:
+    body = (await api.get("/v1/accounts/acme/scores", params={"method": "latest_per_respondent"})).json()
+    nps = body["scores"]["nps"]
+    assert body["method"] == "latest_per_respondent"
+    assert nps["n"] == 101  # u1 counts once, with the promoter answer
+    assert nps["counts"]["detractors"] == 20
+
+
+async def test_timeseries_has_every_bucket(api: httpx.AsyncClient) -> None:
+    today = NOW.date()
+    body = (await api.get("/v1/accounts/acme/timeseries", params={
+        "metric": "nps", "bucket": "day", "from": (today - timedelta(days=45)).isoformat(),
+        "to": today.isoformat()})).json()
+    assert len(body["points"]) == 46
+    assert sum(p["n"] for p in body["points"]) == 202
+    assert body["points"][0]["n"] == 0
+    assert body["points"][0]["value"] is None
+
+
+async def test_segments_and_the_whole_base(api: httpx.AsyncClient) -> None:
+    body = (await api.get("/v1/segments/plan/scores", params={"window": "30d"})).json()
+    rows = {r["value"]: r["scores"]["nps"]["n"] for r in body["rows"]}
+    assert rows == {"free": 51, "pro": 52}
+    assert (await api.get("/v1/segments/region/scores")).status_code == 404
+    base = (await api.get("/v1/scores", params={"window": "30d"})).json()
+    assert base["accounts"] == 2
+    assert base["scores"]["nps"]["n"] == 103
+
+
+async def test_recent_detractors_page_by_cursor(api: httpx.AsyncClient) -> None:
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params = {"account_id": "acme", "category": "detractor", "limit": 7}
+        if cursor:
+            params["cursor"] = cursor
+        page = (await api.get("/v1/responses", params=params)).json()
+        seen.extend(i["response_id"] for i in page["items"])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert len(seen) == len(set(seen)) == 20 + 33 + 1  # current, previous window, rep-1
+    first = (await api.get("/v1/responses", params={"limit": 1})).json()["items"][0]
+    assert first["submitted_at"] >= NOW.isoformat()[:10]
+
+
+@pytest.mark.parametrize(
+    ("path", "needle", "status"),
+    [
+        ("/v1/accounts/nobody/scores", "nobody", 404),
+        ("/v1/accounts/acme/scores?window=31d", "window", 422),
+        ("/v1/accounts/acme/scores?method=mean", "method", 422),
+        ("/v1/accounts/acme/timeseries?bucket=hour", "bucket", 422),
+        ("/v1/accounts/acme/timeseries?from=2026-12-01&to=2026-01-01", "from", 422),
+        ("/v1/accounts/acme/timeseries?bucket=day&from=2000-01-01&to=2026-01-01", "buckets", 422),
+        ("/v1/responses?cursor=bm9wZQ", "cursor", 422),
+        ("/v1/responses?limit=0", "limit", 422),
+    ],
+)
+async def test_bad_parameters_are_named(api: httpx.AsyncClient, path: str, needle: str, status: int) -> None:
+    response = await api.get(path)
+    assert response.status_code == status
+    assert needle in response.text
