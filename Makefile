@@ -3,12 +3,13 @@ SHELL := /bin/bash
 UV ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: help install run test lint typecheck check clean-data
+.PHONY: help install run test lint check rebuild clean-data
 
 help:
 	@echo "make run        run the whole platform locally (embedded broker and PostgreSQL by default)"
 	@echo "make test       run every test (unit, component, end-to-end)"
 	@echo "make lint       ruff and mypy (strict)"
+	@echo "make rebuild    recompute scoring aggregates from stored answers (ARGS=--apply to replace them)"
 	@echo "make clean-data forget the local PostgreSQL data in .pulse/"
 
 install:
@@ -26,6 +27,11 @@ lint: install
 	$(UV) run --frozen mypy shared/src services/ingest/src services/scoring/src services/alerts/src services/crm-sync/src
 
 check: lint test
+
+# Uses DATABASE_URL from the environment, else the one `make run` is using (.pulse/dev.env).
+rebuild: install
+	@set -a; [ -n "$$DATABASE_URL" ] || { [ -f .pulse/dev.env ] && . .pulse/dev.env; }; set +a; \
+	$(UV) run --frozen python -m scoring rebuild $(ARGS)
 
 clean-data:
 	rm -rf .pulse

@@ -97,6 +97,10 @@ def main() -> int:
             threading.Thread(target=pump, args=(module, proc.stdout, logs / f"{module}.log"), daemon=True).start()
         if not wait_ready(env, processes, stopping):
             return 1
+        # For `make rebuild` and other commands run beside the platform.
+        (STATE / "dev.env").write_text(
+            f"DATABASE_URL={env['DATABASE_URL']}\nKAFKA_BOOTSTRAP_SERVERS={env['KAFKA_BOOTSTRAP_SERVERS']}\n"
+        )
         print_summary(env)
         while not stopping.is_set():
             for module, proc in processes.items():
@@ -107,6 +111,7 @@ def main() -> int:
         return 0
     finally:
         say("dev", "stopping...")
+        (STATE / "dev.env").unlink(missing_ok=True)
         for proc in processes.values():
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
@@ -79,13 +79,18 @@ def segment_value(value: PropertyValue) -> str:
     return str(value)
 
 
+def segments_of(
+    properties: Mapping[str, PropertyValue], segment_properties: Sequence[str]
+) -> tuple[tuple[str, str], ...]:
+    """The (property, value) segments an answer with ``properties`` is counted in."""
+    return tuple(
+        (prop, segment_value(properties[prop])[:255]) for prop in segment_properties if prop in properties
+    )
+
+
 def placement(answer: Answer, segment_properties: Sequence[str]) -> Placement:
     """Where ``answer`` is counted, given the configured segment properties."""
-    segments = tuple(
-        (prop, segment_value(answer.properties[prop])[:255])
-        for prop in segment_properties
-        if prop in answer.properties
-    )
+    segments = segments_of(answer.properties, segment_properties)
     return Placement(
         account_id=answer.account_id,
         survey_type=answer.survey_type,
@@ -115,13 +120,19 @@ def count_deltas(changes: Iterable[tuple[Placement | None, Placement]]) -> Count
 
 
 def latest_per_response(answers: Iterable[Answer]) -> dict[tuple[str, str], tuple[Answer, Revision]]:
-    """The winning revision of each (account, response) within a batch."""
+    """The winning revision of each (account, response) within a batch, carrying the earliest
+    ``submitted_at`` of all the batch's revisions of it (an answer's time is its first)."""
     best: dict[tuple[str, str], tuple[Answer, Revision]] = {}
+    first_given: dict[tuple[str, str], datetime] = {}
     for answer in answers:
         key = (answer.account_id, answer.response_id)
+        first_given[key] = min(first_given.get(key, answer.submitted_at), answer.submitted_at)
         revision = Revision(answer.revised_at, content_hash(answer))
         current = best.get(key)
         if current is None or revision.supersedes(current[1]):
             best[key] = (answer, revision)
+    for key, (answer, revision) in best.items():
+        if first_given[key] != answer.submitted_at:
+            best[key] = (answer.model_copy(update={"submitted_at": first_given[key]}), revision)
     return best
 
