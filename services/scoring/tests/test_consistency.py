@@ -122,7 +122,11 @@ async def final_states(url: str, orders: list[list[ResponseEvent]], rng: random.
     return states
 
 
-@settings(max_examples=int(os.environ.get("PULSE_PROPERTY_EXAMPLES", "40")), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=int(os.environ.get("PULSE_PROPERTY_EXAMPLES", "40")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(stream=streams, seed=st.integers(0, 2**32 - 1), duplicate=st.booleans())
 def test_any_order_with_duplicates_updates_and_erasures_equals_the_oracle(
     migrated_url: str, stream: list[ResponseEvent], seed: int, duplicate: bool
