@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -13,57 +12,19 @@ import pytest
 from aiokafka import TopicPartition
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import select, text, update
+from scoring_oracle import SEGMENTS, oracle, stored_state
+from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pulse_shared.consumer import Record
 from pulse_shared.db import create_engine
 from pulse_shared.events import RespondentErased, ResponseSubmitted, ResponseUpdated
 from pulse_shared.migrations import upgrade_to_head
-from scoring.domain.answers import content_hash
 from scoring.rebuild import rebuild, reset_offsets
 from scoring.store import ResponseEvent, ResponseStore
-from scoring.tables import SCHEMA, consumer_offsets, daily_counts, responses
+from scoring.tables import SCHEMA, consumer_offsets, daily_counts
 
-SEGMENTS = ("plan",)
 BASE = datetime(2026, 11, 1, 12, tzinfo=UTC)
-Key = tuple[str, str, str, str, object, int, int, int]
-
-
-def oracle(events: list[ResponseEvent]) -> tuple[Counter[Key], dict[tuple[str, str], str | None]]:
-    """Expected counts, and expected comments, computed from the distinct inputs in plain Python."""
-    winners: dict[tuple[str, str], ResponseSubmitted | ResponseUpdated] = {}
-    first_given: dict[tuple[str, str], datetime] = {}
-    erased = {(e.account_id, e.respondent_id) for e in events if isinstance(e, RespondentErased)}
-    for e in events:
-        if isinstance(e, RespondentErased):
-            continue
-        key = (e.account_id, e.response_id)
-        first_given[key] = min(first_given.get(key, e.submitted_at), e.submitted_at)
-        best = winners.get(key)
-        if best is None or (e.revised_at, content_hash(e)) > (best.revised_at, content_hash(best)):
-            winners[key] = e
-    counts: Counter[Key] = Counter()
-    comments: dict[tuple[str, str], str | None] = {}
-    for key, e in winners.items():
-        day = first_given[key].astimezone(UTC).date()
-        segments = [("", "")] + [(p, str(e.properties[p])) for p in SEGMENTS if p in e.properties]
-        for seg, val in segments:
-            counts[(e.account_id, e.survey_type, seg, val, day, e.scale_min, e.scale_max, e.score)] += 1
-        comments[key] = None if (e.account_id, e.respondent_id) in erased else e.comment
-    return counts, comments
-
-
-async def stored_state(engine: AsyncEngine) -> tuple[Counter[Key], dict[tuple[str, str], str | None]]:
-    async with engine.connect() as conn:
-        rows = (await conn.execute(select(daily_counts).where(daily_counts.c.n != 0))).all()
-        answers = (await conn.execute(select(responses.c.account_id, responses.c.response_id,
-                                             responses.c.comment))).all()
-    counts: Counter[Key] = Counter()
-    for r in rows:
-        counts[(r.account_id, r.survey_type, r.segment, r.segment_value, r.day, r.scale_min, r.scale_max,
-                r.score)] = r.n
-    return counts, {(a.account_id, a.response_id): a.comment for a in answers}
 
 
 answer_events = st.builds(

@@ -123,6 +123,17 @@ class RunnerConfig:
     max_poll_interval_ms: int = 300_000
     start_attempts: int = 60
 
+    @classmethod
+    def from_settings(cls, settings: ServiceSettings, *, group_id: str, topics: tuple[str, ...]) -> RunnerConfig:
+        """A configuration with the group timing taken from the service's settings."""
+        return cls(
+            group_id=group_id,
+            topics=topics,
+            session_timeout_ms=settings.kafka_session_timeout_ms,
+            heartbeat_interval_ms=max(500, settings.kafka_session_timeout_ms // 4),
+            max_poll_interval_ms=settings.kafka_max_poll_interval_ms,
+        )
+
 
 class ConsumerRunner(Generic[E]):
     """Runs one consumer group member: fetch, decode, handle, stage, commit; see the module docstring."""

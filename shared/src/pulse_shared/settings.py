@@ -28,6 +28,12 @@ class ServiceSettings(BaseSettings):
         5.0, gt=0, description="Bound on one produce (until the broker acknowledged it with acks=all)."
     )
     kafka_client_id: str = Field("pulse", description="Kafka client id prefix.")
+    kafka_session_timeout_ms: int = Field(
+        10_000, ge=1000, description="Consumer group session timeout: how soon a dead member's partitions move."
+    )
+    kafka_max_poll_interval_ms: int = Field(
+        300_000, ge=1000, description="Longest processing stall before a member is considered gone."
+    )
     database_url: str | None = Field(
         None, description="PostgreSQL URL (postgresql://user:pass@host:port/db); required by stateful services."
     )

@@ -40,7 +40,9 @@ def build_app(settings: AlertsSettings) -> tuple[FastAPI, Runtime]:
 
     runner: ConsumerRunner[AlertInput] = ConsumerRunner(
         settings,
-        RunnerConfig(group_id=settings.consumer_group, topics=(settings.topics.responses, owners_topic)),
+        RunnerConfig.from_settings(
+            settings, group_id=settings.consumer_group, topics=(settings.topics.responses, owners_topic)
+        ),
         decoder=decode_input,
         handler=AlertsHandler(engine, AlertStore(settings.consumer_group)),
         producer=producer,

@@ -53,7 +53,7 @@ def build_app(settings: CrmSyncSettings) -> tuple[FastAPI, Runtime]:
     connectors = connectors_for(settings)
     runner: ConsumerRunner[ScoreUpdated] = ConsumerRunner(
         settings,
-        RunnerConfig(group_id=settings.consumer_group, topics=(settings.topics.scores,)),
+        RunnerConfig.from_settings(settings, group_id=settings.consumer_group, topics=(settings.topics.scores,)),
         decoder=decode_score,
         handler=CrmSyncHandler(engine, WriteStore(settings.consumer_group, [c.name for c in connectors])),
         producer=producer,

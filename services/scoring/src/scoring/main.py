@@ -39,7 +39,7 @@ def build_app(settings: ScoringSettings) -> tuple[FastAPI, Runtime]:
     store = ResponseStore(settings.consumer_group, settings.segments)
     runner: ConsumerRunner[ResponseEvent] = ConsumerRunner(
         settings,
-        RunnerConfig(group_id=settings.consumer_group, topics=(settings.topics.responses,)),
+        RunnerConfig.from_settings(settings, group_id=settings.consumer_group, topics=(settings.topics.responses,)),
         decoder=decode_response,
         handler=ScoringHandler(engine, store),
         producer=producer,

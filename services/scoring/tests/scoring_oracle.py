@@ -1,0 +1,56 @@
+"""Shared by scoring's tests: the oracle that recomputes aggregates in plain Python, and the stored state."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from pulse_shared.events import RespondentErased, ResponseSubmitted, ResponseUpdated
+from scoring.domain.answers import content_hash
+from scoring.store import ResponseEvent
+from scoring.tables import daily_counts, responses
+
+SEGMENTS = ("plan",)
+Key = tuple[str, str, str, str, object, int, int, int]
+
+
+State = tuple[Counter[Key], dict[tuple[str, str], str | None]]
+
+
+def oracle(events: list[ResponseEvent], segment_properties: tuple[str, ...] = SEGMENTS) -> State:
+    """Expected counts, and expected comments, computed from the distinct inputs in plain Python."""
+    winners: dict[tuple[str, str], ResponseSubmitted | ResponseUpdated] = {}
+    first_given: dict[tuple[str, str], datetime] = {}
+    erased = {(e.account_id, e.respondent_id) for e in events if isinstance(e, RespondentErased)}
+    for e in events:
+        if isinstance(e, RespondentErased):
+            continue
+        key = (e.account_id, e.response_id)
+        first_given[key] = min(first_given.get(key, e.submitted_at), e.submitted_at)
+        best = winners.get(key)
+        if best is None or (e.revised_at, content_hash(e)) > (best.revised_at, content_hash(best)):
+            winners[key] = e
+    counts: Counter[Key] = Counter()
+    comments: dict[tuple[str, str], str | None] = {}
+    for key, e in winners.items():
+        day = first_given[key].astimezone(UTC).date()
+        segments = [("", "")] + [(p, str(e.properties[p])) for p in segment_properties if p in e.properties]
+        for seg, val in segments:
+            counts[(e.account_id, e.survey_type, seg, val, day, e.scale_min, e.scale_max, e.score)] += 1
+        comments[key] = None if (e.account_id, e.respondent_id) in erased else e.comment
+    return counts, comments
+
+
+async def stored_state(engine: AsyncEngine) -> tuple[Counter[Key], dict[tuple[str, str], str | None]]:
+    async with engine.connect() as conn:
+        rows = (await conn.execute(select(daily_counts).where(daily_counts.c.n != 0))).all()
+        answers = (await conn.execute(select(responses.c.account_id, responses.c.response_id,
+                                             responses.c.comment))).all()
+    counts: Counter[Key] = Counter()
+    for r in rows:
+        counts[(r.account_id, r.survey_type, r.segment, r.segment_value, r.day, r.scale_min, r.scale_max,
+                r.score)] = r.n
+    return counts, {(a.account_id, a.response_id): a.comment for a in answers}
