@@ -3,7 +3,7 @@ SHELL := /bin/bash
 UV ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: help install run test lint check rebuild clean-data
+.PHONY: help install run test lint check rebuild bench clean-data
 
 help:
 	@echo "make run        run the whole platform locally (embedded broker and PostgreSQL by default)"
@@ -35,3 +35,7 @@ rebuild: install
 
 clean-data:
 	rm -rf .pulse
+
+# Benchmarks print each figure next to its reference measured in the same run (not part of `make test`).
+bench: install
+	$(UV) run --frozen python bench/scoring_bench.py $(ARGS)

@@ -69,6 +69,11 @@ async def rebuild(engine: AsyncEngine, segment_properties: tuple[str, ...], *, a
         if apply and not report.consistent:
             await _replace(conn, expected, new_segments, report.accounts_affected)
             report.applied = True
+    if report.applied:
+        # A bulk rewrite leaves the planner's statistics stale; refresh them before queries pay for it.
+        async with engine.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.execute(text("ANALYZE scoring.daily_counts"))
     return report
 
 
@@ -107,7 +112,7 @@ async def _stored(conn: AsyncConnection) -> Counter[BucketKey]:
 async def _replace(conn: AsyncConnection, expected: Counter[BucketKey], new_segments: list[dict[str, Any]],
                    accounts: list[str]) -> None:
     await conn.execute(daily_counts.delete())
-    names = [c.name for c in daily_counts.primary_key.columns]
+    names = ["account_id", "survey_type", "segment", "segment_value", "day", "scale_min", "scale_max", "score"]
     rows = [{**dict(zip(names, k, strict=True)), "n": n} for k, n in expected.items() if n]
     for i in range(0, len(rows), INSERT_CHUNK):
         await conn.execute(insert(daily_counts), rows[i : i + INSERT_CHUNK])

@@ -7,19 +7,21 @@ version (the score-event outbox) and the next offset commit together or not at a
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from aiokafka import TopicPartition
-from sqlalchemy import bindparam, func, literal_column, select, tuple_, update
+from sqlalchemy import tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pulse_shared.consumer import Record
 from pulse_shared.events import RespondentErased, ResponseSubmitted, ResponseUpdated
 from pulse_shared.offsets import lock_offset, store_offset
+from scoring import sql
 from scoring.domain.answers import (
     Answer,
     BucketKey,
@@ -30,7 +32,7 @@ from scoring.domain.answers import (
     latest_per_response,
     placement,
 )
-from scoring.tables import account_state, consumer_offsets, daily_counts, erased_respondents, responses
+from scoring.tables import consumer_offsets, erased_respondents, responses
 
 ResponseEvent = ResponseSubmitted | ResponseUpdated | RespondentErased
 
@@ -89,30 +91,17 @@ class ResponseStore:
         latest = latest_per_response(answers)
         keys = list(latest)
         rows = (
-            await conn.execute(
-                select(
-                    responses.c.account_id, responses.c.response_id, responses.c.revised_at,
-                    responses.c.content_hash, responses.c.survey_type, responses.c.score, responses.c.scale_min,
-                    responses.c.scale_max, responses.c.day, responses.c.segments, responses.c.submitted_at,
-                )
-                .where(tuple_(responses.c.account_id, responses.c.response_id).in_(keys))
-                .with_for_update()
-            )
+            await conn.execute(sql.SELECT_EXISTING, {"accounts": [k[0] for k in keys], "ids": [k[1] for k in keys]})
         ).all()
         existing = {(r.account_id, r.response_id): r for r in rows}
         respondents = {(a.account_id, a.respondent_id) for a, _ in latest.values() if a.respondent_id}
         erased: set[tuple[str, str]] = set()
         if respondents:
-            erased = {
-                (r.account_id, r.respondent_id)
-                for r in await conn.execute(
-                    select(erased_respondents.c.account_id, erased_respondents.c.respondent_id).where(
-                        tuple_(erased_respondents.c.account_id, erased_respondents.c.respondent_id).in_(
-                            list(respondents)
-                        )
-                    )
-                )
-            }
+            pairs = sorted(respondents)
+            found = await conn.execute(
+                sql.SELECT_ERASED, {"accounts": [a for a, _ in pairs], "respondents": [r for _, r in pairs]}
+            )
+            erased = {(r.account_id, r.respondent_id) for r in found}
         changes: list[tuple[Placement | None, Placement]] = []
         upserts: list[dict[str, Any]] = []
         time_moves: list[dict[str, Any]] = []
@@ -137,59 +126,31 @@ class ResponseStore:
             is_erased = (answer.account_id, answer.respondent_id or "") in erased
             upserts.append(_row(answer, revision, new_place, erased=is_erased))
         if time_moves:
-            await conn.execute(
-                update(responses)
-                .where(responses.c.account_id == bindparam("a"), responses.c.response_id == bindparam("r"))
-                .values(submitted_at=bindparam("sub"), day=bindparam("day")),
-                time_moves,
-            )
+            await conn.execute(sql.MOVE_SUBMITTED_AT, {
+                "accounts": [m["a"] for m in time_moves], "ids": [m["r"] for m in time_moves],
+                "submitted_at": [m["sub"] for m in time_moves], "day": [m["day"] for m in time_moves],
+            })
         if not upserts:
             await _apply_deltas(conn, count_deltas(changes))
             return {m["a"] for m in time_moves}
-        stmt = insert(responses).values(upserts)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[responses.c.account_id, responses.c.response_id],
-            set_={c: stmt.excluded[c] for c in upserts[0] if c not in {"account_id", "response_id"}},
-        )
-        await conn.execute(stmt)
+        await conn.execute(sql.UPSERT_RESPONSES, {c: [row[c] for row in upserts] for c in sql.RESPONSE_COLUMNS})
         await _apply_deltas(conn, count_deltas(changes))
         return {row["account_id"] for row in upserts} | {m["a"] for m in time_moves}
 
     async def _bump_versions(self, conn: AsyncConnection, accounts: set[str]) -> None:
-        stmt = insert(account_state).values([{"account_id": a, "version": 1} for a in sorted(accounts)])
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[account_state.c.account_id],
-            set_={
-                "version": account_state.c.version + 1,
-                # Coalesce announcements: at most one score event per account per second.
-                "due_at": func.greatest(
-                    func.now(),
-                    func.coalesce(account_state.c.last_published_at + literal_column("interval '1 second'"),
-                                  func.now()),
-                ),
-            },
-        )
-        await conn.execute(stmt)
+        await conn.execute(sql.BUMP_VERSIONS, {"accounts": sorted(accounts)})
 
 
 async def _apply_deltas(conn: AsyncConnection, deltas: Counter[BucketKey]) -> None:
-    """Add to the count buckets: increments are upserts, decrements update rows that must exist (so the
-    table's ``n >= 0`` check can catch a counting bug instead of hiding it)."""
-    pk = list(daily_counts.primary_key.columns)
-    names = [c.name for c in pk]
-    increments = [{**dict(zip(names, k, strict=True)), "n": v} for k, v in sorted(deltas.items()) if v > 0]
-    decrements = [{**{f"k_{n}": x for n, x in zip(names, k, strict=True)}, "dec": -v}
-                  for k, v in sorted(deltas.items()) if v < 0]
-    if decrements:
-        stmt = (
-            update(daily_counts)
-            .where(*(c == bindparam(f"k_{c.name}") for c in pk))
-            .values(n=daily_counts.c.n - bindparam("dec"))
-        )
-        await conn.execute(stmt, decrements)
-    if increments:
-        ins = insert(daily_counts).values(increments)
-        await conn.execute(ins.on_conflict_do_update(index_elements=pk, set_={"n": daily_counts.c.n + ins.excluded.n}))
+    """Add to the count buckets: increments are upserts, decrements update rows that must exist."""
+    for statement, selected in ((sql.SUBTRACT_COUNTS, [(k, -v) for k, v in deltas.items() if v < 0]),
+                                (sql.ADD_COUNTS, [(k, v) for k, v in deltas.items() if v > 0])):
+        if not selected:
+            continue
+        selected.sort()
+        params: dict[str, list[Any]] = {c: [k[i] for k, _ in selected] for i, c in enumerate(sql.BUCKET_COLUMNS)}
+        params["n"] = [n for _, n in selected]
+        await conn.execute(statement, params)
 
 
 def _stored_placement(row: Any) -> Placement:
@@ -216,8 +177,8 @@ def _row(answer: Answer, revision: Revision, place: Placement, *, erased: bool) 
         "comment": None if erased else answer.comment,
         "respondent_id": None if erased else answer.respondent_id,
         "respondent_email": None if erased else answer.respondent_email,
-        "properties": answer.properties,
-        "segments": [list(s) for s in place.segments],
+        "properties": json.dumps(answer.properties),
+        "segments": json.dumps([list(s) for s in place.segments]),
         "submitted_at": answer.submitted_at,
         "day": place.day,
         "revised_at": revision.revised_at,

@@ -53,10 +53,11 @@ daily_counts = Table(
     "daily_counts",
     metadata,
     Column("account_id", Text, primary_key=True),
-    Column("survey_type", Text, primary_key=True),
+    # Key order serves the hot query: one account, the all-answers segment, a range of days.
     Column("segment", Text, primary_key=True),
     Column("segment_value", Text, primary_key=True),
     Column("day", Date, primary_key=True),
+    Column("survey_type", Text, primary_key=True),
     Column("scale_min", SmallInteger, primary_key=True),
     Column("scale_max", SmallInteger, primary_key=True),
     Column("score", SmallInteger, primary_key=True),

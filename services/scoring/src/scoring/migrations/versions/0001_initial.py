@@ -47,10 +47,11 @@ def upgrade() -> None:
     op.create_table(
         "daily_counts",
         sa.Column("account_id", sa.Text, primary_key=True),
-        sa.Column("survey_type", sa.Text, primary_key=True),
+        # Key order serves the hot query: one account, the all-answers segment, a range of days.
         sa.Column("segment", sa.Text, primary_key=True),
         sa.Column("segment_value", sa.Text, primary_key=True),
         sa.Column("day", sa.Date, primary_key=True),
+        sa.Column("survey_type", sa.Text, primary_key=True),
         sa.Column("scale_min", sa.SmallInteger, primary_key=True),
         sa.Column("scale_max", sa.SmallInteger, primary_key=True),
         sa.Column("score", sa.SmallInteger, primary_key=True),

@@ -1,0 +1,221 @@
+"""Scoring benchmark: each figure is printed next to its reference, measured in the same run.
+
+1. Fold rate: answers per second turned into durable aggregates by the real consumer path (runner, store,
+   one transaction per batch with the offsets), next to the raw consume-and-parse rate of the same
+   messages from the same broker.
+2. Query latency of GET /v1/accounts/{id}/scores with N stored answers (default one million), next to the
+   latency of /livez through the same client.
+
+Usage: uv run python bench/scoring_bench.py [--answers 100000] [--stored 1000000]
+Uses TEST_DATABASE_URL / TEST_KAFKA_BOOTSTRAP_SERVERS when set, else starts its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import statistics
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from pulse_shared.consumer import ConsumerRunner, RunnerConfig
+from pulse_shared.db import create_engine
+from pulse_shared.events import RESPONSE_EVENTS, ResponseSubmitted, decode, encode
+from pulse_shared.localinfra import Broker, EmbeddedPostgres, create_topics, ensure_database
+from pulse_shared.migrations import upgrade_to_head
+from pulse_shared.offsets import DbOffsetStore
+from pulse_shared.producer import EventProducer
+from pulse_shared.topics import Topics, partition_key
+from scoring.handler import ScoringHandler
+from scoring.main import build_app, decode_response
+from scoring.settings import ScoringSettings
+from scoring.store import ResponseStore
+from scoring.tables import SCHEMA, consumer_offsets
+
+NOW = datetime.now(UTC)
+ACCOUNTS = 2000
+
+
+def answers(n: int, seed: int, prefix: str, *, live: bool = False) -> list[ResponseSubmitted]:
+    """Answers over 2,000 accounts. ``live``: as a live stream brings them (given in the last two days,
+    one in ten up to 30 days late); otherwise spread over a year (stored history)."""
+    rng = random.Random(seed)
+
+    def given_at() -> datetime:
+        if not live:
+            return NOW - timedelta(days=rng.randrange(365), seconds=rng.randrange(86_400))
+        late = rng.random() < 0.1
+        return NOW - timedelta(days=rng.randrange(30) if late else 0, seconds=rng.randrange(172_800 if not late
+                                                                                          else 86_400))
+
+    return [
+        ResponseSubmitted(
+            response_id=f"{prefix}-{i}", account_id=f"acct-{rng.randrange(ACCOUNTS)}", survey_type="nps",
+            score=rng.randint(0, 10), scale_min=0, scale_max=10, respondent_id=f"u{rng.randrange(50_000)}",
+            comment=rng.choice([None, "Exports are slow", "Love the new dashboard"]),
+            properties={"plan": rng.choice(["free", "pro", "enterprise"]), "region": rng.choice(["eu", "us"])},
+            submitted_at=given_at(), revised_at=NOW,
+        )
+        for i in range(n)
+    ]
+
+
+async def produce(bootstrap: str, topic: str, events: list[ResponseSubmitted]) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20, max_batch_size=512 * 1024)
+    await producer.start()
+    try:
+        futures = [await producer.send(topic, encode(e), key=partition_key(e.account_id)) for e in events]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def raw_consume_rate(bootstrap: str, topic: str, n: int) -> float:
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        seen = 0
+        started = time.perf_counter()
+        while seen < n:
+            batch = await consumer.getmany(timeout_ms=1000, max_records=500)
+            for messages in batch.values():
+                for m in messages:
+                    decode(RESPONSE_EVENTS, m.value)
+                    seen += 1
+        return n / (time.perf_counter() - started)
+    finally:
+        await consumer.stop()
+
+
+async def fold_rate(settings: ScoringSettings, n: int) -> float:
+    engine = create_engine(settings.require_database_url(), pool_size=4)
+    producer = EventProducer(settings, client_id="bench")
+    await producer.start()
+    runner = ConsumerRunner(
+        settings, RunnerConfig(group_id="bench-scoring", topics=(settings.topics.responses,)),
+        decoder=decode_response, handler=ScoringHandler(engine, ResponseStore("bench-scoring", settings.segments)),
+        producer=producer, offset_store=DbOffsetStore(engine, consumer_offsets),
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(runner.run(stop))
+    try:
+        while runner.assignments == 0:  # joining the group is not folding
+            await asyncio.sleep(0.05)
+        started = time.perf_counter()
+        while True:
+            async with engine.connect() as conn:
+                done = sum(r.next_offset for r in await conn.execute(
+                    consumer_offsets.select().where(consumer_offsets.c.group_id == "bench-scoring")))
+            if done >= n:
+                break
+            await asyncio.sleep(0.05)
+        return n / (time.perf_counter() - started)
+    finally:
+        stop.set()
+        await task
+        await producer.stop()
+        await engine.dispose()
+
+
+async def load_stored(database_url: str, total: int) -> None:
+    """Store ``total`` answers through the same write path (without the broker, to save time)."""
+    engine = create_engine(database_url, pool_size=2)
+    store = ResponseStore("bulk", ("plan", "region"))
+    from pulse_shared.consumer import Record
+
+    batch = 5000
+    try:
+        for start in range(0, total, batch):
+            chunk = answers(min(batch, total - start), seed=start, prefix="bulk")
+            records = [Record("bulk", 0, start + i, None, e, (), 0) for i, e in enumerate(chunk)]
+            async with engine.begin() as conn:
+                await store.apply(conn, TopicPartition("bulk", 0), records, start + len(chunk))
+    finally:
+        await engine.dispose()
+
+
+async def latencies(client: httpx.AsyncClient, paths: list[str]) -> tuple[float, float]:
+    samples = []
+    for path in paths:
+        started = time.perf_counter()
+        response = await client.get(path)
+        samples.append((time.perf_counter() - started) * 1000)
+        assert response.status_code == 200, response.text
+    samples.sort()
+    return statistics.median(samples), samples[int(len(samples) * 0.99) - 1]
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--answers", type=int, default=100_000)
+    parser.add_argument("--stored", type=int, default=1_000_000)
+    parser.add_argument("--queries", type=int, default=2000)
+    args = parser.parse_args()
+
+    broker = None
+    bootstrap = os.environ.get("TEST_KAFKA_BOOTSTRAP_SERVERS")
+    if not bootstrap:
+        broker = Broker().start()
+        bootstrap = broker.bootstrap
+    pg = None
+    server_url = os.environ.get("TEST_DATABASE_URL")
+    if not server_url:
+        pg = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="pulse-bench-")) / "data", delete_on_stop=True)
+        server_url = pg.url
+    database_url = await ensure_database(server_url, f"pulse_bench_{uuid.uuid4().hex[:8]}")
+    await asyncio.to_thread(upgrade_to_head, "scoring.migrations", database_url, SCHEMA)
+    topics = Topics(prefix=f"bench{uuid.uuid4().hex[:6]}.")
+    await create_topics(bootstrap, topics.all(), partitions=3)
+    settings = ScoringSettings(kafka_bootstrap_servers=bootstrap, kafka_enable_idempotence=False,
+                               kafka_topic_prefix=topics.prefix, database_url=database_url,
+                               segment_properties="plan,region")
+    try:
+        stream = answers(args.answers, seed=1, prefix="live", live=True)
+        await produce(bootstrap, topics.responses, stream)
+        raw = await raw_consume_rate(bootstrap, topics.responses, args.answers)
+        folded = await fold_rate(settings, args.answers)
+        print(f"fold a live stream into durable aggregates: {folded:10,.0f} answers/s   "
+              f"(reference, raw consume+parse of the same messages: {raw:10,.0f} msg/s; "
+              f"ratio {folded / raw:.2f}; target >= 25,000/s)")
+
+        started = time.perf_counter()
+        await load_stored(database_url, args.stored)
+        print(f"stored {args.stored:,} more answers through the write path in {time.perf_counter() - started:.0f}s")
+        analyze = create_engine(database_url, pool_size=1)
+        async with analyze.connect() as conn:  # steady state: autovacuum would have analyzed by now
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.exec_driver_sql("ANALYZE")
+        await analyze.dispose()
+
+        app, _ = build_app(settings)
+        rng = random.Random(3)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://scoring") as client:
+            await latencies(client, ["/livez"] * 50)  # warm up
+            account_paths = [f"/v1/accounts/acct-{rng.randrange(ACCOUNTS)}/scores?window=30d"
+                             for _ in range(args.queries)]
+            ref50, ref99 = await latencies(client, ["/livez"] * args.queries)
+            p50, p99 = await latencies(client, account_paths)
+        await app.state.engine.dispose()
+        print(f"account scores with {args.stored + args.answers:,} answers: p50 {p50:6.2f} ms  p99 {p99:6.2f} ms   "
+              f"(reference, /livez through the same client: p50 {ref50:5.2f} ms  p99 {ref99:5.2f} ms; "
+              f"target p99 <= 20 ms)")
+    finally:
+        if broker is not None:
+            broker.stop()
+        if pg is not None:
+            pg.stop()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
