@@ -32,7 +32,7 @@ SERVICES = (
     ("alerts", "ALERTS_PORT", 8002),
     ("crm_sync", "CRM_SYNC_PORT", 8003),
 )
-STATEFUL = ("scoring", "alerts", "crm_sync")
+STATEFUL = ("ingest", "scoring", "alerts", "crm_sync")
 COLORS = {"ingest": "36", "scoring": "35", "alerts": "33", "crm_sync": "32", "dev": "1"}
 
 
@@ -77,6 +77,7 @@ def main() -> int:
             postgres = EmbeddedPostgres(STATE / "postgres")
             env["DATABASE_URL"] = asyncio.run(ensure_database(postgres.url, "pulse"))
             say("dev", f"started embedded PostgreSQL (data in {STATE / 'postgres'})")
+        env.setdefault("INGEST_SEED_FILE", str(ROOT / "deploy" / "dev" / "seed.yaml"))
         topics = Topics(env.get("KAFKA_TOPIC_PREFIX", ""))
         partitions = int(env.get("KAFKA_TOPIC_PARTITIONS", "3"))
         asyncio.run(create_topics(env["KAFKA_BOOTSTRAP_SERVERS"], topics.all(), partitions=partitions))
@@ -164,6 +165,7 @@ def print_summary(env: dict[str, str]) -> None:
         "",
         "Try it:",
         f"  curl -s -X POST http://127.0.0.1:{port['ingest']}/v1/responses -H 'content-type: application/json' \\",
+        "    -H 'X-Pulse-Key: pk_dev_product_nps_local_0001' \\",
         "    -d '{\"survey_type\": \"nps\", \"score\": 3, \"account_id\": \"acme-42\", \"comment\": \"Too slow\"}'",
         f"  curl -s http://127.0.0.1:{port['scoring']}/v1/accounts/acme-42/scores",
         "",

@@ -16,7 +16,9 @@ from pulse_shared.testing.fake_slack import FakeSlack
 from pulse_shared.testing.processes import ServiceProcess
 from pulse_shared.topics import Topics
 
-STATEFUL = ("scoring", "alerts", "crm_sync")
+STATEFUL = ("ingest", "scoring", "alerts", "crm_sync")
+SEED = Path(__file__).resolve().parent.parent / "deploy" / "dev" / "seed.yaml"
+KEY = "pk_dev_product_nps_local_0001"
 
 
 @dataclass
@@ -55,6 +57,7 @@ def platform(
         "HUBSPOT_ACCESS_TOKEN": fake_hubspot.token,
         "HUBSPOT_API_BASE_URL": fake_hubspot.url,
         "LOG_LEVEL": "INFO",
+        "INGEST_SEED_FILE": str(SEED),
         "SHUTDOWN_GRACE_SECONDS": "20",
     }
     for module in STATEFUL:

@@ -17,7 +17,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from pulse_shared.db import plain_database_url
-from tests.conftest import Platform
+from tests.conftest import KEY, Platform
 
 pytestmark = pytest.mark.e2e
 
@@ -52,7 +52,7 @@ async def consumed_offsets(platform: Platform, schema: str) -> int:
 
 async def test_a_detractor_answer_reaches_slack_and_hubspot_exactly_once(platform: Platform) -> None:
     async with httpx.AsyncClient(timeout=10) as client:
-        accepted = await client.post(f"{platform.ingest}/v1/responses", json=ANSWER)
+        accepted = await client.post(f"{platform.ingest}/v1/responses", json=ANSWER, headers={"X-Pulse-Key": KEY})
     assert accepted.status_code == 202, accepted.text
     assert accepted.json()["response_id"] == "resp-e2e-1"
 
@@ -96,7 +96,7 @@ async def test_a_detractor_answer_reaches_slack_and_hubspot_exactly_once(platfor
 
     # The same answer again: acknowledged, and nothing changes downstream.
     async with httpx.AsyncClient(timeout=10) as client:
-        again = await client.post(f"{platform.ingest}/v1/responses", json=ANSWER)
+        again = await client.post(f"{platform.ingest}/v1/responses", json=ANSWER, headers={"X-Pulse-Key": KEY})
     assert again.status_code == 202
     for schema in ("scoring", "alerts"):
         await eventually_async(lambda s=schema: consumed_offsets(platform, s), 2, what=f"{schema} to consume")

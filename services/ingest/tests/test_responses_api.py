@@ -1,35 +1,19 @@
-"""The response API against the real broker: 202 only after the ack, clear 4xx, 503 when the log is gone."""
+"""The response API against the real broker and PostgreSQL: 202 only after the ack, clear 4xx, 503."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 
-import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
-from fastapi import FastAPI
 
 from ingest.main import build_app
 from ingest.settings import IngestSettings
+from ingest_fixtures import CSAT_KEY, KEY, Ingest, running
 from pulse_shared.localinfra import Broker, create_topics
 from pulse_shared.topics import Topics
 
-
-async def client_for(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://ingest") as client:
-            yield client
-
-
-@pytest.fixture
-async def ingest(kafka_bootstrap: str, topics: Topics) -> AsyncIterator[httpx.AsyncClient]:
-    settings = IngestSettings(kafka_bootstrap_servers=kafka_bootstrap, kafka_enable_idempotence=False,
-                              kafka_topic_prefix=topics.prefix)
-    app, _runtime = build_app(settings)
-    async for client in client_for(app):
-        yield client
+H = {"X-Pulse-Key": KEY}
 
 
 async def read_all(bootstrap: str, topic: str) -> list[tuple[bytes | None, dict[str, object]]]:
@@ -42,30 +26,28 @@ async def read_all(bootstrap: str, topic: str) -> list[tuple[bytes | None, dict[
     return [(m.key, json.loads(m.value)) for ms in batch.values() for m in ms]
 
 
-async def test_an_answer_is_on_the_topic_keyed_by_account_when_202_comes_back(
-    ingest: httpx.AsyncClient, kafka_bootstrap: str, topics: Topics
-) -> None:
+async def test_an_answer_is_on_the_topic_keyed_by_account_when_202_comes_back(ingest: Ingest) -> None:
     answer = {"response_id": "r-1", "survey_type": "csat", "score": 2, "account_id": "acme-42",
               "comment": "slow", "properties": {"plan": "pro", "seats": 12, "trial": False},
               "submitted_at": "2026-11-20T10:00:00+01:00"}
-    response = await ingest.post("/v1/responses", json=answer, headers={"traceparent":
-                                 "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"})
+    response = await ingest.client.post("/v1/responses", json=answer, headers={
+        "X-Pulse-Key": CSAT_KEY, "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"})
     assert response.status_code == 202
     assert response.json() == {"response_id": "r-1", "status": "accepted"}
-    [(key, event)] = await read_all(kafka_bootstrap, topics.responses)
+    [(key, event)] = await read_all(ingest.bootstrap, ingest.topics.responses)
     assert key == b"acme-42"
     assert event["type"] == "response.submitted.v1"
-    assert (event["score"], event["scale_min"], event["scale_max"]) == (2, 1, 5)
+    assert (event["score"], event["scale_min"], event["scale_max"], event["survey_id"]) == (2, 1, 5, "support-csat")
     assert event["properties"] == {"plan": "pro", "seats": 12, "trial": False}
     assert event["submitted_at"].startswith("2026-11-20T09:00:00")
 
 
-async def test_idempotency_key_names_the_answer_when_no_response_id(ingest: httpx.AsyncClient) -> None:
+async def test_idempotency_key_names_the_answer_when_no_response_id(ingest: Ingest) -> None:
     body = {"survey_type": "nps", "score": 9, "account_id": "acme"}
-    first = await ingest.post("/v1/responses", json=body, headers={"Idempotency-Key": "k-123"})
-    second = await ingest.post("/v1/responses", json=body, headers={"Idempotency-Key": "k-123"})
+    first = await ingest.client.post("/v1/responses", json=body, headers={**H, "Idempotency-Key": "k-123"})
+    second = await ingest.client.post("/v1/responses", json=body, headers={**H, "Idempotency-Key": "k-123"})
     assert first.json()["response_id"] == second.json()["response_id"] == "k-123"
-    generated = await ingest.post("/v1/responses", json=body)
+    generated = await ingest.client.post("/v1/responses", json=body, headers=H)
     assert generated.status_code == 202
     assert generated.json()["response_id"] != "k-123"
 
@@ -74,7 +56,7 @@ async def test_idempotency_key_names_the_answer_when_no_response_id(ingest: http
     ("body", "needle"),
     [
         ({"survey_type": "nps", "score": 11, "account_id": "a"}, "outside the NPS scale 0..10"),
-        ({"survey_type": "ces", "score": 0, "account_id": "a"}, "outside the CES scale 1..7"),
+        ({"survey_type": "csat", "score": 4, "account_id": "a"}, "does not match the survey's type 'nps'"),
         ({"survey_type": "nps", "score": True, "account_id": "a"}, "score"),
         ({"survey_type": "nps", "score": 9.5, "account_id": "a"}, "score"),
         ({"survey_type": "nps", "score": "9", "account_id": "a"}, "score"),
@@ -89,35 +71,68 @@ async def test_idempotency_key_names_the_answer_when_no_response_id(ingest: http
         ({"survey_type": "nps", "score": 9, "account_id": "a", "surprise": 1}, "surprise"),
     ],
 )
-async def test_bad_answers_get_a_422_that_names_the_problem(
-    ingest: httpx.AsyncClient, body: dict[str, object], needle: str
-) -> None:
-    response = await ingest.post("/v1/responses", json=body)
+async def test_bad_answers_get_a_422_that_names_the_problem(ingest: Ingest, body: dict[str, object],
+                                                           needle: str) -> None:
+    response = await ingest.client.post("/v1/responses", json=body, headers=H)
     assert response.status_code == 422
     assert needle in response.text
 
 
-async def test_malformed_json_is_a_client_error(ingest: httpx.AsyncClient) -> None:
-    response = await ingest.post("/v1/responses", content=b'{"survey_type": ', headers={"content-type":
-                                                                                         "application/json"})
+@pytest.mark.parametrize("content", [b'{"survey_type": ', b"[" * 10_000 + b"]" * 10_000, b"\xff\xfe\x00garbage"])
+async def test_unparseable_bodies_are_client_errors(ingest: Ingest, content: bytes) -> None:
+    response = await ingest.client.post("/v1/responses", content=content,
+                                        headers={**H, "content-type": "application/json"})
     assert 400 <= response.status_code < 500
 
 
-async def test_503_with_retry_after_when_the_broker_cannot_take_the_answer() -> None:
+async def test_batch_gives_each_answer_its_own_result(ingest: Ingest) -> None:
+    good = [{"response_id": f"b-{i}", "survey_type": "nps", "score": i % 11, "account_id": f"acct-{i % 7}"}
+            for i in range(120)]
+    bad = [{"survey_type": "nps", "score": 12, "account_id": "x"}, {"survey_type": "nps", "account_id": "x"}]
+    response = await ingest.client.post("/v1/responses/batch", json={"responses": good[:60] + bad + good[60:]},
+                                        headers=H)
+    assert response.status_code == 202
+    body = response.json()
+    assert (body["accepted"], body["rejected"], body["unavailable"]) == (120, 2, 0)
+    assert body["results"][60]["status"] == "rejected"
+    assert "outside the NPS scale" in body["results"][60]["reason"]
+    assert body["results"][61]["reason"][0]["loc"] == ["score"]
+    assert body["results"][62] == {"index": 62, "status": "accepted", "response_id": "b-60", "reason": None}
+    events = await read_all(ingest.bootstrap, ingest.topics.responses)
+    assert sorted(e["response_id"] for _, e in events) == sorted(a["response_id"] for a in good)
+    too_many = await ingest.client.post("/v1/responses/batch", json={"responses": good * 5}, headers=H)
+    assert too_many.status_code == 422
+
+
+async def test_503_with_retry_after_when_the_broker_cannot_take_the_answer(database_url: str) -> None:
+    import asyncio
+
+    from ingest.domain.catalog import Survey, WriteKey
+    from ingest.tables import SCHEMA
+    from pulse_shared.migrations import upgrade_to_head
+
+    await asyncio.to_thread(upgrade_to_head, "ingest.migrations", database_url, SCHEMA)
     broker = Broker().start()
     topics = Topics("x.")
     await create_topics(broker.bootstrap, topics.all(), partitions=1)
     settings = IngestSettings(kafka_bootstrap_servers=broker.bootstrap, kafka_enable_idempotence=False,
-                              kafka_topic_prefix=topics.prefix, kafka_send_timeout_seconds=1.0)
+                              kafka_topic_prefix=topics.prefix, kafka_send_timeout_seconds=1.0,
+                              database_url=database_url)
     app, _runtime = build_app(settings)
     try:
-        async for client in client_for(app):
-            ok = await client.post("/v1/responses", json={"survey_type": "nps", "score": 9, "account_id": "a"})
+        async for client in running(app):
+            await app.state.catalog.upsert_survey(Survey(survey_id="s", name="S", survey_type="nps"))
+            await app.state.catalog.upsert_key(WriteKey(key=KEY, survey_id="s"))
+            body = {"survey_type": "nps", "score": 9, "account_id": "a"}
+            ok = await client.post("/v1/responses", json=body, headers=H)
             assert ok.status_code == 202
             broker.stop()
-            refused = await client.post("/v1/responses", json={"survey_type": "nps", "score": 9, "account_id": "a"})
+            refused = await client.post("/v1/responses", json=body, headers=H)
             assert refused.status_code == 503
             assert refused.headers["retry-after"] == "5"
             assert "retry" in refused.json()["detail"]
+            batch = await client.post("/v1/responses/batch", json={"responses": [body, body]}, headers=H)
+            assert batch.status_code == 503
+            assert batch.headers["retry-after"] == "5"
     finally:
         broker.stop()

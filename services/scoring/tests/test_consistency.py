@@ -12,7 +12,6 @@ import pytest
 from aiokafka import TopicPartition
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from scoring_oracle import SEGMENTS, oracle, stored_state
 from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -23,6 +22,7 @@ from pulse_shared.migrations import upgrade_to_head
 from scoring.rebuild import rebuild, reset_offsets
 from scoring.store import ResponseEvent, ResponseStore
 from scoring.tables import SCHEMA, consumer_offsets, daily_counts
+from scoring_oracle import SEGMENTS, oracle, stored_state
 
 BASE = datetime(2026, 11, 1, 12, tzinfo=UTC)
 

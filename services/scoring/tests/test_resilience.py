@@ -14,7 +14,6 @@ from pathlib import Path
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from scoring_oracle import oracle, stored_state
 from sqlalchemy import func, select
 
 from pulse_shared.db import create_engine, plain_database_url
@@ -27,6 +26,7 @@ from pulse_shared.testing.processes import ServiceProcess
 from pulse_shared.topics import Topics
 from scoring.store import ResponseEvent
 from scoring.tables import SCHEMA, consumer_offsets
+from scoring_oracle import oracle, stored_state
 
 BASE = datetime.now(UTC).replace(microsecond=0)
 

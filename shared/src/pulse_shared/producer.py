@@ -95,6 +95,35 @@ class EventProducer:
         EVENTS_PRODUCED.labels(topic, "acked").inc()
         return metadata
 
+    async def publish_many(self, topic: str, events: Sequence[tuple[str, Event]]) -> list[BaseException | None]:
+        """Publish ``(account_id, event)`` pairs together and wait for every acknowledgement (bounded by the
+        send timeout); return, per event, None when acknowledged or the error that stopped it."""
+        if self._producer is None:
+            return [PublishFailed("producer not started")] * len(events)
+        producer = self._producer
+        traceparent = current_traceparent()
+
+        async def one(account_id: str, event: Event) -> None:
+            headers = [("event-type", _event_type(event).encode())]
+            if traceparent:
+                headers.append(("traceparent", traceparent.encode()))
+            acked = await producer.send(topic, value=encode(event), key=partition_key(account_id), headers=headers)
+            await acked
+
+        try:
+            results = await asyncio.wait_for(
+                asyncio.gather(*(one(a, e) for a, e in events), return_exceptions=True), timeout=self._timeout
+            )
+        except TimeoutError as exc:
+            EVENTS_PRODUCED.labels(topic, "failed").inc(len(events))
+            return [PublishFailed(f"broker did not acknowledge within {self._timeout}s: {exc!r}")] * len(events)
+        outcomes: list[BaseException | None] = [r if isinstance(r, BaseException) else None for r in results]
+        failed = sum(1 for r in outcomes if r is not None)
+        EVENTS_PRODUCED.labels(topic, "acked").inc(len(events) - failed)
+        if failed:
+            EVENTS_PRODUCED.labels(topic, "failed").inc(failed)
+        return outcomes
+
     async def publish(self, topic: str, account_id: str, event: Event) -> RecordMetadata:
         """Publish an event keyed by its account, with its type and the current trace in headers."""
         headers: list[tuple[str, bytes]] = [("event-type", _event_type(event).encode())]

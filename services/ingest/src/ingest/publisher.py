@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pulse_shared.events import ResponseSubmitted, ResponseUpdated
+from pulse_shared.events import RespondentErased, ResponseSubmitted, ResponseUpdated
 from pulse_shared.producer import EventProducer
+
+ResponseEvent = ResponseSubmitted | ResponseUpdated | RespondentErased
 
 
 @dataclass(frozen=True)
@@ -14,8 +17,15 @@ class ResponsePublisher:
 
     producer: EventProducer
     topic: str
+    raw_topic: str
     retry_after_seconds: int
 
-    async def publish(self, event: ResponseSubmitted | ResponseUpdated) -> None:
+    async def publish(self, event: ResponseEvent) -> None:
         """Publish and wait for the broker's acknowledgement (raises ``PublishFailed``)."""
         await self.producer.publish(self.topic, event.account_id, event)
+
+    async def publish_many(self, events: Sequence[ResponseEvent]) -> list[BaseException | None]:
+        """Publish together; per event, None when acknowledged or the error."""
+        if not events:
+            return []
+        return await self.producer.publish_many(self.topic, [(e.account_id, e) for e in events])

@@ -1,23 +1,17 @@
-"""The public shape of one answer, and its translation into the response event."""
+"""The public shape of one answer, and its translation into the response event of a survey."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 from typing import Annotated
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, field_validator
 
-from pulse_shared.events import (
-    DEFAULT_SCALES,
-    MAX_COMMENT_CHARS,
-    MAX_PROPERTIES,
-    PropertyValue,
-    ResponseSubmitted,
-    SurveyType,
-)
+from ingest.domain.catalog import Survey
+from pulse_shared.events import MAX_COMMENT_CHARS, MAX_PROPERTIES, PropertyValue, ResponseSubmitted, SurveyType
 
 Identifier = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[^\x00-\x1f]+$")]
+MAX_BATCH = 500
 
 
 class ResponseIn(BaseModel):
@@ -44,7 +38,7 @@ class ResponseIn(BaseModel):
     response_id: Identifier | None = Field(
         None, description="Your id for this answer; sending it again updates the same answer."
     )
-    survey_type: SurveyType = Field(description="nps (0-10), csat (1-5) or ces (1-7).")
+    survey_type: SurveyType = Field(description="nps, csat or ces; must be the type of the key's survey.")
     score: StrictInt = Field(description="The answer on the survey's scale; an integer.")
     comment: Annotated[str, Field(max_length=MAX_COMMENT_CHARS)] | None = None
     account_id: Identifier = Field(description="The customer account (company) the respondent belongs to.")
@@ -63,22 +57,25 @@ class ResponseIn(BaseModel):
         return value
 
 
-class ScoreOutOfScale(ValueError):
-    """The score does not fit the survey's scale."""
+class NotForSurvey(ValueError):
+    """The answer does not fit the survey (wrong type, score off the scale)."""
 
 
 def to_event(
-    answer: ResponseIn, *, now: datetime, source: str, idempotency_key: str | None = None
+    answer: ResponseIn, survey: Survey, *, now: datetime, source: str, idempotency_key: str | None = None,
+    response_id: str | None = None,
 ) -> ResponseSubmitted:
-    """Build the response event for an accepted answer (validates the score against the scale)."""
-    scale_min, scale_max = DEFAULT_SCALES[answer.survey_type]
+    """Build the response event for an accepted answer to ``survey``."""
+    scale_min, scale_max = survey.scale
+    if answer.survey_type != survey.survey_type:
+        raise NotForSurvey(f"survey_type {answer.survey_type!r} does not match the survey's type "
+                           f"{survey.survey_type!r}")
     if not scale_min <= answer.score <= scale_max:
-        raise ScoreOutOfScale(
+        raise NotForSurvey(
             f"score {answer.score} is outside the {answer.survey_type.upper()} scale {scale_min}..{scale_max}"
         )
-    response_id = answer.response_id or idempotency_key or str(uuid.uuid4())
     return ResponseSubmitted(
-        response_id=response_id,
+        response_id=answer.response_id or idempotency_key or response_id or _new_id(),
         account_id=answer.account_id,
         survey_type=answer.survey_type,
         score=answer.score,
@@ -90,4 +87,11 @@ def to_event(
         submitted_at=(answer.submitted_at or now).astimezone(UTC),
         revised_at=now,
         source=source,
+        survey_id=survey.survey_id,
     )
+
+
+def _new_id() -> str:
+    import uuid
+
+    return str(uuid.uuid4())

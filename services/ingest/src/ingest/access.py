@@ -1,0 +1,106 @@
+"""Who may submit: the write key (header or query), its origin list, its survey's state, the rate limits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Header, HTTPException, Query, Request, Response, status
+
+from ingest.catalog import CatalogStore
+from ingest.domain.catalog import Survey, WriteKey
+from ingest.protection import RateLimiter, origin_allowed, retry_after
+from ingest.settings import IngestSettings
+
+KEY_HELP = "the survey's write key, as the X-Pulse-Key header or the key query parameter"
+
+
+@dataclass(frozen=True)
+class Submitter:
+    """An authorised caller: the key it used and the survey it writes to."""
+
+    key: WriteKey
+    survey: Survey
+    origin: str | None
+
+
+def cors(response: Response, origin: str | None) -> None:
+    """Grant CORS to an allowed browser origin: the exact origin echoed, never ``*``."""
+    response.headers["Vary"] = "Origin"
+    if origin is not None:
+        response.headers["Access-Control-Allow-Origin"] = origin
+
+
+def resolve_key(request: Request, header_key: str | None, query_key: str | None) -> tuple[WriteKey, Survey]:
+    """The active key and its survey, or the 401/410 that says why not."""
+    catalog: CatalogStore = request.app.state.catalog
+    raw = header_key or query_key
+    if not raw:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, detail=f"a write key is required: {KEY_HELP}")
+    key = catalog.current.keys.get(raw)
+    if key is None or key.revoked_at is not None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, detail="unknown or revoked write key")
+    survey = catalog.current.surveys.get(key.survey_id)
+    if survey is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, detail="the write key's survey does not exist")
+    return key, survey
+
+
+async def submitter(
+    request: Request,
+    response: Response,
+    x_pulse_key: Annotated[str | None, Header(description=KEY_HELP, max_length=100)] = None,
+    key: Annotated[str | None, Query(description=KEY_HELP, max_length=100)] = None,
+    origin: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> Submitter:
+    """Dependency: authorise the caller or answer 401/403/410/429."""
+    write_key, survey = resolve_key(request, x_pulse_key, key)
+    if not origin_allowed(origin, write_key.allowed_origins):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail=f"origin {origin!r} is not allowed for this key",
+                            headers={"Vary": "Origin"})
+    if survey.closed:
+        raise HTTPException(status.HTTP_410_GONE, detail=f"survey {survey.survey_id!r} is closed",
+                            headers=_cors_headers(origin))
+    limiter: RateLimiter = request.app.state.limiter
+    settings: IngestSettings = request.app.state.settings
+    for name, per_minute in ((f"key:{write_key.key}", write_key.rate_per_minute),
+                             (f"ip:{client_ip(request, settings)}", settings.rate_per_ip_per_minute)):
+        wait = limiter.take(name, per_minute)
+        if wait > 0:
+            raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, detail="rate limit exceeded; retry later",
+                                headers={"Retry-After": retry_after(wait), **_cors_headers(origin)})
+    cors(response, origin)
+    return Submitter(write_key, survey, origin)
+
+
+def _cors_headers(origin: str | None) -> dict[str, str]:
+    headers = {"Vary": "Origin"}
+    if origin is not None:
+        headers["Access-Control-Allow-Origin"] = origin
+    return headers
+
+
+def client_ip(request: Request, settings: IngestSettings) -> str:
+    """The caller's address: the first X-Forwarded-For hop when behind a trusted proxy, else the peer."""
+    if settings.trust_forwarded_for:
+        forwarded = request.headers.get("x-forwarded-for", "")
+        if forwarded:
+            return forwarded.split(",")[0].strip()[:64]
+    return request.client.host if request.client else "unknown"
+
+
+async def admin(request: Request, authorization: Annotated[str | None, Header(include_in_schema=False)] = None) -> None:
+    """Dependency: the admin token as a bearer token, compared in constant time."""
+    import hmac
+
+    settings: IngestSettings = request.app.state.settings
+    if settings.admin_token is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail="the admin API is off: set INGEST_ADMIN_TOKEN")
+    expected = f"Bearer {settings.admin_token.get_secret_value()}"
+    if not authorization or not hmac.compare_digest(authorization.encode(), expected.encode()):
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, detail="admin token required (Authorization: Bearer ...)",
+                            headers={"WWW-Authenticate": "Bearer"})
+
+
+SubmitterDep = Annotated[Submitter, Depends(submitter)]
+AdminDep = Depends(admin)

@@ -1,0 +1,153 @@
+"""Admin API (bearer ``INGEST_ADMIN_TOKEN``): surveys, write keys, webhook sources, erasure requests."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Path, Query, Request, status
+from pydantic import BaseModel, Field
+from sqlalchemy import delete
+
+from ingest.access import AdminDep
+from ingest.api.responses import REFUSALS
+from ingest.catalog import CatalogStore
+from ingest.domain.catalog import Slug, Survey, WebhookKind, WebhookMapping, WebhookSource, WriteKey
+from ingest.publisher import ResponsePublisher
+from ingest.tables import widget_contacts
+from pulse_shared.events import RespondentErased, utcnow
+from pulse_shared.producer import PublishFailed
+
+router = APIRouter(prefix="/v1", dependencies=[AdminDep], tags=["admin"])
+
+
+def _catalog(request: Request) -> CatalogStore:
+    store: CatalogStore = request.app.state.catalog
+    return store
+
+
+@router.get("/admin/surveys", response_model=list[Survey])
+async def list_surveys(request: Request) -> list[Survey]:
+    """Every survey."""
+    return sorted(_catalog(request).current.surveys.values(), key=lambda s: s.survey_id)
+
+
+@router.put("/admin/surveys/{survey_id}", response_model=Survey)
+async def put_survey(survey_id: Annotated[str, Path(max_length=100)], survey: Survey, request: Request) -> Survey:
+    """Create or replace a survey (close it with ``closed: true``)."""
+    if survey.survey_id != survey_id:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail="survey_id in the path and body differ")
+    await _catalog(request).upsert_survey(survey)
+    return survey
+
+
+class KeyRequest(BaseModel):
+    """A new write key's settings."""
+
+    label: Annotated[str, Field(max_length=200)] | None = None
+    allowed_origins: tuple[str, ...] = ()
+    rate_per_minute: Annotated[int, Field(ge=1, le=1_000_000)] = 600
+
+
+@router.post("/admin/surveys/{survey_id}/keys", response_model=WriteKey, status_code=status.HTTP_201_CREATED)
+async def create_key(survey_id: Annotated[str, Path(max_length=100)], body: KeyRequest, request: Request) -> WriteKey:
+    """Issue a write key for a survey (several may be active at once, for rotation)."""
+    catalog = _catalog(request)
+    if survey_id not in catalog.current.surveys:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no survey {survey_id!r}")
+    key = WriteKey(key=f"pk_{secrets.token_urlsafe(24)}", survey_id=survey_id, label=body.label,
+                   allowed_origins=body.allowed_origins, rate_per_minute=body.rate_per_minute)
+    await catalog.upsert_key(key)
+    return key
+
+
+@router.get("/admin/surveys/{survey_id}/keys", response_model=list[WriteKey])
+async def list_keys(survey_id: Annotated[str, Path(max_length=100)], request: Request) -> list[WriteKey]:
+    """The survey's keys, revoked ones included."""
+    return [k for k in _catalog(request).current.keys.values() if k.survey_id == survey_id]
+
+
+@router.delete("/admin/keys/{key}", response_model=WriteKey)
+async def revoke_key(key: Annotated[str, Path(max_length=100)], request: Request) -> WriteKey:
+    """Revoke a key: every replica refuses it within the catalog refresh interval."""
+    catalog = _catalog(request)
+    found = catalog.current.keys.get(key)
+    if found is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no such key")
+    revoked = found.model_copy(update={"revoked_at": found.revoked_at or utcnow()})
+    await catalog.upsert_key(revoked)
+    return revoked
+
+
+class SourceRequest(BaseModel):
+    """A webhook source's configuration."""
+
+    survey_id: Slug
+    secrets: tuple[Annotated[str, Field(min_length=8, max_length=500)], ...] = Field(min_length=1)
+    mapping: WebhookMapping
+    enabled: bool = True
+
+
+class SourceView(BaseModel):
+    """A webhook source as shown back: secrets only as fingerprints."""
+
+    source: str
+    survey_id: str
+    secret_fingerprints: list[str]
+    mapping: WebhookMapping
+    enabled: bool
+
+
+def _view(source: WebhookSource) -> SourceView:
+    return SourceView(source=source.source, survey_id=source.survey_id, mapping=source.mapping, enabled=source.enabled,
+                      secret_fingerprints=[hashlib.sha256(s.encode()).hexdigest()[:12] for s in source.secrets])
+
+
+@router.put("/admin/webhook-sources/{source}", response_model=SourceView)
+async def put_source(source: WebhookKind, body: SourceRequest, request: Request) -> SourceView:
+    """Configure a survey tool. List several secrets to rotate: old and new both verify until the old
+    one is removed."""
+    catalog = _catalog(request)
+    if body.survey_id not in catalog.current.surveys:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=f"no survey {body.survey_id!r}")
+    configured = WebhookSource(source=source, **body.model_dump())
+    await catalog.upsert_source(configured)
+    return _view(configured)
+
+
+@router.get("/admin/webhook-sources", response_model=list[SourceView])
+async def list_sources(request: Request) -> list[SourceView]:
+    """Configured survey tools."""
+    return [_view(s) for s in _catalog(request).current.sources.values()]
+
+
+class ErasureAccepted(BaseModel):
+    """The erasure request is on the responses topic; every service applies it."""
+
+    respondent_id: str
+    account_id: str
+    requested_at: datetime
+
+
+@router.delete("/respondents/{respondent_id}", response_model=ErasureAccepted,
+               status_code=status.HTTP_202_ACCEPTED, tags=["privacy"], responses=REFUSALS)
+async def erase_respondent(
+    respondent_id: Annotated[str, Path(min_length=1, max_length=255)],
+    account_id: Annotated[str, Query(min_length=1, max_length=255, description="The respondent's account")],
+    request: Request,
+) -> ErasureAccepted:
+    """Erase a respondent's personal fields everywhere (anonymous counts are kept). Ingest forgets its own
+    widget contact state at once; the event reaches every other service through the responses topic."""
+    publisher: ResponsePublisher = request.app.state.publisher
+    event = RespondentErased(account_id=account_id, respondent_id=respondent_id)
+    async with request.app.state.engine.begin() as conn:
+        await conn.execute(delete(widget_contacts).where(widget_contacts.c.account_id == account_id,
+                                                         widget_contacts.c.respondent_id == respondent_id))
+    try:
+        await publisher.publish(event)
+    except PublishFailed as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail="the event log is unavailable; retry later",
+                            headers={"Retry-After": str(publisher.retry_after_seconds)}) from exc
+    return ErasureAccepted(respondent_id=respondent_id, account_id=account_id, requested_at=event.occurred_at)

@@ -1,0 +1,85 @@
+"""Loads the catalog from PostgreSQL and keeps an in-memory snapshot fresh, so requests never wait on it.
+
+Every replica refreshes its snapshot every few seconds (and at once after an admin change it made): a
+revoked key stops working everywhere within the refresh interval.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ingest.domain.catalog import Catalog, Survey, WebhookSource, WriteKey
+from ingest.tables import surveys, webhook_sources, write_keys
+
+log = logging.getLogger(__name__)
+
+
+class CatalogStore:
+    """Reads and writes the catalog tables, and holds the current snapshot."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self.current = Catalog()
+
+    async def refresh(self) -> None:
+        """Reload the snapshot from the tables."""
+        async with self._engine.connect() as conn:
+            survey_rows = (await conn.execute(select(surveys))).mappings().all()
+            key_rows = (await conn.execute(select(write_keys))).mappings().all()
+            source_rows = (await conn.execute(select(webhook_sources))).mappings().all()
+        self.current = Catalog(
+            surveys={r["survey_id"]: Survey.model_validate(_survey_fields(r)) for r in survey_rows},
+            keys={r["key"]: WriteKey.model_validate(_key_fields(r)) for r in key_rows},
+            sources={r["source"]: WebhookSource.model_validate(_source_fields(r)) for r in source_rows},
+        )
+
+    async def upsert_survey(self, survey: Survey) -> None:
+        """Create or replace a survey."""
+        row = survey.model_dump(mode="json")
+        stmt = insert(surveys).values(**row)
+        await self._write(stmt.on_conflict_do_update(
+            index_elements=[surveys.c.survey_id],
+            set_={**{k: v for k, v in row.items() if k != "survey_id"}, "updated_at": stmt.excluded.updated_at},
+        ))
+
+    async def upsert_key(self, key: WriteKey) -> None:
+        """Create or replace a write key."""
+        row = key.model_dump()
+        row["allowed_origins"] = list(row["allowed_origins"])
+        stmt = insert(write_keys).values(**row)
+        await self._write(stmt.on_conflict_do_update(
+            index_elements=[write_keys.c.key], set_={k: v for k, v in row.items() if k != "key"}))
+
+    async def upsert_source(self, source: WebhookSource) -> None:
+        """Create or replace a webhook source."""
+        row = source.model_dump(mode="json")
+        row["secrets"] = list(row["secrets"])
+        stmt = insert(webhook_sources).values(**row)
+        await self._write(stmt.on_conflict_do_update(
+            index_elements=[webhook_sources.c.source], set_={k: v for k, v in row.items() if k != "source"}))
+
+    async def _write(self, stmt: Any) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(stmt)
+        await self.refresh()
+
+
+def _survey_fields(row: Any) -> dict[str, Any]:
+    return {k: row[k] for k in Survey.model_fields}
+
+
+def _key_fields(row: Any) -> dict[str, Any]:
+    fields = {k: row[k] for k in WriteKey.model_fields}
+    fields["allowed_origins"] = tuple(fields["allowed_origins"] or ())
+    return fields
+
+
+def _source_fields(row: Any) -> dict[str, Any]:
+    fields = {k: row[k] for k in WebhookSource.model_fields}
+    fields["secrets"] = tuple(fields["secrets"] or ())
+    return fields

@@ -1,0 +1,125 @@
+"""Surveys, write keys and webhook sources: what ingest accepts answers for (validated, immutable)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from pulse_shared.events import DEFAULT_SCALES, SurveyType
+
+Slug = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")]
+WEBHOOK_KINDS = ("delighted", "typeform", "formbricks", "wootric", "zendesk", "satismeter", "standard")
+WebhookKind = Literal["delighted", "typeform", "formbricks", "wootric", "zendesk", "satismeter", "standard"]
+_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
+
+
+class Survey(BaseModel):
+    """A survey: its type, scale, question, state and in-app display rules."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    survey_id: Slug
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    survey_type: SurveyType
+    scale_min: int | None = None
+    scale_max: int | None = None
+    question: Annotated[str, Field(min_length=1, max_length=500)] = "How likely are you to recommend us to a friend?"
+    closed: bool = False
+    recontact_days: Annotated[int, Field(ge=0, le=3650)] = 90
+    sample_percent: Annotated[int, Field(ge=0, le=100)] = 100
+    ask_later_days: Annotated[int, Field(ge=0, le=365)] = 7
+    min_days_since_signup: Annotated[int, Field(ge=0, le=3650)] = 0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_scale(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("survey_type") in DEFAULT_SCALES:
+            lo, hi = DEFAULT_SCALES[data["survey_type"]]
+            data = {**data, "scale_min": data.get("scale_min", lo) if data.get("scale_min") is not None else lo,
+                    "scale_max": data.get("scale_max", hi) if data.get("scale_max") is not None else hi}
+        return data
+
+    @model_validator(mode="after")
+    def _scale(self) -> Survey:
+        assert self.scale_min is not None
+        assert self.scale_max is not None
+        if not 0 <= self.scale_min < self.scale_max <= 100:
+            raise ValueError(f"scale {self.scale_min}..{self.scale_max} is not a scale")
+        return self
+
+    @property
+    def scale(self) -> tuple[int, int]:
+        """(min, max) of the answer scale."""
+        assert self.scale_min is not None
+        assert self.scale_max is not None
+        return self.scale_min, self.scale_max
+
+
+class WriteKey(BaseModel):
+    """A publishable key that lets a widget or an API client submit answers to one survey."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    key: Annotated[str, Field(min_length=16, max_length=100, pattern=r"^[A-Za-z0-9_-]+$")]
+    survey_id: Slug
+    label: str | None = None
+    allowed_origins: tuple[str, ...] = ()
+    rate_per_minute: Annotated[int, Field(ge=1, le=1_000_000)] = 600
+    revoked_at: datetime | None = None
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for origin in value:
+            if not _ORIGIN.match(origin):
+                raise ValueError(f"{origin!r} is not an origin (scheme://host[:port], no path)")
+        return value
+
+
+class WebhookMapping(BaseModel):
+    """Where a source's payload carries what Pulse needs (dotted paths into the payload)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    account_id_field: Annotated[str, Field(min_length=1, max_length=200)]
+    respondent_id_field: str | None = None
+    respondent_email_field: str | None = None
+    #: Typeform: the ``ref`` of the score question. Formbricks: the id of the score question.
+    score_field: str | None = None
+    #: Typeform / Formbricks: the ref / id of the comment question.
+    comment_field: str | None = None
+    properties_fields: dict[str, str] = Field(default_factory=dict)
+
+
+class WebhookSource(BaseModel):
+    """A survey tool that posts answers to ``/v1/webhooks/{source}``, with its secrets and mapping."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    source: WebhookKind
+    survey_id: Slug
+    secrets: tuple[Annotated[str, Field(min_length=8, max_length=500)], ...] = Field(min_length=1)
+    mapping: WebhookMapping
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """An immutable snapshot of everything the request path needs, swapped whole on refresh."""
+
+    surveys: dict[str, Survey] = field(default_factory=dict)
+    keys: dict[str, WriteKey] = field(default_factory=dict)
+    sources: dict[str, WebhookSource] = field(default_factory=dict)
+
+    def survey_for(self, key: WriteKey) -> Survey:
+        """The survey a key writes to."""
+        return self.surveys[key.survey_id]
+
+
+def as_row(model: BaseModel) -> dict[str, Any]:
+    """The model as a table row."""
+    return model.model_dump(mode="json")

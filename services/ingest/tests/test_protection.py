@@ -1,0 +1,163 @@
+"""Abuse protection (resilience.md rows 6-9) and the admin API."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer
+
+from ingest.protection import RateLimiter
+from ingest_fixtures import ADMIN, KEY, OTHER_KEY, Ingest
+
+ANSWER = {"survey_type": "nps", "score": 9, "account_id": "acme"}
+ADMIN_H = {"Authorization": f"Bearer {ADMIN}"}
+
+
+async def count_on_topic(ingest: Ingest) -> int:
+    consumer = AIOKafkaConsumer(ingest.topics.responses, bootstrap_servers=ingest.bootstrap,
+                                auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        batch = await consumer.getmany(timeout_ms=2000)
+    finally:
+        await consumer.stop()
+    return sum(len(ms) for ms in batch.values())
+
+
+@pytest.mark.parametrize("origin", ["https://evil.example.com", "null", "https://app.example.com.evil.io",
+                                    "http://app.example.com", "https://app.example.com:8443"])
+async def test_origins_not_on_the_list_are_refused_without_a_cors_grant(ingest: Ingest, origin: str) -> None:
+    response = await ingest.client.post(f"/v1/responses?key={KEY}", json=ANSWER, headers={"Origin": origin})
+    assert response.status_code == 403
+    assert "access-control-allow-origin" not in response.headers
+    preflight = await ingest.client.options(f"/v1/responses?key={KEY}", headers={
+        "Origin": origin, "Access-Control-Request-Method": "POST"})
+    assert preflight.status_code == 403
+    assert "access-control-allow-origin" not in preflight.headers
+    assert await count_on_topic(ingest) == 0
+
+
+async def test_a_listed_origin_gets_an_exact_echo_and_vary(ingest: Ingest) -> None:
+    origin = "https://app.example.com"
+    preflight = await ingest.client.options(f"/v1/responses?key={KEY}", headers={
+        "Origin": origin, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type"})
+    assert preflight.status_code == 204
+    assert preflight.headers["access-control-allow-origin"] == origin
+    assert "Origin" in preflight.headers["vary"]
+    assert "POST" in preflight.headers["access-control-allow-methods"]
+    response = await ingest.client.post(f"/v1/responses?key={KEY}", json=ANSWER, headers={"Origin": origin})
+    assert response.status_code == 202
+    assert response.headers["access-control-allow-origin"] == origin
+    assert "Origin" in response.headers["vary"]
+
+
+@pytest.mark.parametrize(("headers", "status"), [
+    ({}, 401), ({"X-Pulse-Key": "pk_unknown_key_0000000000"}, 401), ({"X-Pulse-Key": "short"}, 401)])
+async def test_missing_or_unknown_keys_are_refused(ingest: Ingest, headers: dict[str, str], status: int) -> None:
+    response = await ingest.client.post("/v1/responses", json=ANSWER, headers=headers)
+    assert response.status_code == status
+    assert "key" in response.json()["detail"]
+
+
+async def test_revoked_keys_and_closed_surveys(ingest: Ingest) -> None:
+    assert (await ingest.client.delete(f"/v1/admin/keys/{OTHER_KEY}", headers=ADMIN_H)).status_code == 200
+    revoked = await ingest.client.post("/v1/responses", json=ANSWER, headers={"X-Pulse-Key": OTHER_KEY})
+    assert revoked.status_code == 401
+    survey = (await ingest.client.get("/v1/admin/surveys", headers=ADMIN_H)).json()[0]
+    assert survey["survey_id"] == "product-nps"
+    closed = await ingest.client.put("/v1/admin/surveys/product-nps", json={**survey, "closed": True}, headers=ADMIN_H)
+    assert closed.status_code == 200
+    gone = await ingest.client.post("/v1/responses", json=ANSWER, headers={"X-Pulse-Key": KEY})
+    assert gone.status_code == 410
+    assert await count_on_topic(ingest) == 0
+
+
+async def test_three_times_the_key_rate_gets_429_and_another_key_is_unaffected(ingest: Ingest) -> None:
+    await ingest.client.put("/v1/admin/surveys/product-nps", headers=ADMIN_H, json={
+        "survey_id": "product-nps", "name": "Product NPS", "survey_type": "nps"})
+    created = await ingest.client.post("/v1/admin/surveys/product-nps/keys", headers=ADMIN_H,
+                                       json={"rate_per_minute": 60})
+    limited = created.json()["key"]
+    statuses = []
+    for _ in range(30):  # the bucket holds 10 s worth (10 requests); the rest must wait
+        r = await ingest.client.post("/v1/responses", json=ANSWER, headers={"X-Pulse-Key": limited})
+        statuses.append(r.status_code)
+        if r.status_code == 429:
+            assert int(r.headers["retry-after"]) >= 1
+        other = await ingest.client.post("/v1/responses", json=ANSWER, headers={"X-Pulse-Key": KEY})
+        assert other.status_code == 202
+    assert statuses.count(202) == 10
+    assert statuses.count(429) == 20
+
+
+def test_token_buckets_refill_over_time() -> None:
+    limiter = RateLimiter()
+    assert [limiter.take("k", 60, now=0.0) for _ in range(10)] == [0.0] * 10
+    assert limiter.take("k", 60, now=0.0) == pytest.approx(1.0)
+    assert limiter.take("k", 60, now=1.0) == 0.0
+    assert limiter.take("other", 60, now=1.0) == 0.0
+
+
+async def test_bodies_over_the_limit_get_413_quickly_and_without_buffering_them(ingest: Ingest) -> None:
+    big = {**ANSWER, "comment": "x" * (33 * 1024)}
+    response = await ingest.client.post("/v1/responses", json=big, headers={"X-Pulse-Key": KEY})
+    assert response.status_code == 413
+
+    async def chunks(size: int) -> object:
+        for _ in range(size // 65536):
+            yield b"x" * 65536
+
+    chunked = await ingest.client.post("/v1/responses", content=chunks(10 * 1024 * 1024),  # type: ignore[arg-type]
+                                       headers={"X-Pulse-Key": KEY, "content-type": "application/json"})
+    assert chunked.status_code == 413
+    uploads = [ingest.client.post("/v1/responses/batch", content=chunks(10 * 1024 * 1024),  # type: ignore[arg-type]
+                                  headers={"X-Pulse-Key": KEY, "content-type": "application/json"})
+               for _ in range(20)]
+    assert {r.status_code for r in await asyncio.gather(*uploads)} == {413}
+    declared = await ingest.client.post("/v1/responses/batch", content=b"{}", headers={
+        "X-Pulse-Key": KEY, "content-type": "application/json", "content-length": str(10 * 1024 * 1024)})
+    assert declared.status_code == 413
+
+
+async def test_admin_api_needs_the_token(ingest: Ingest) -> None:
+    assert (await ingest.client.get("/v1/admin/surveys")).status_code == 401
+    assert (await ingest.client.get("/v1/admin/surveys", headers={"Authorization": "Bearer nope"})).status_code == 401
+    bad = await ingest.client.put("/v1/admin/webhook-sources/delighted", headers=ADMIN_H,
+                                  json={"survey_id": "missing", "secrets": ["12345678"],
+                                        "mapping": {"account_id_field": "a"}})
+    assert bad.status_code == 422
+    ok = await ingest.client.put("/v1/admin/webhook-sources/delighted", headers=ADMIN_H,
+                                 json={"survey_id": "product-nps", "secrets": ["secret-one", "secret-two"],
+                                       "mapping": {"account_id_field": "person_properties.account_id"}})
+    assert ok.status_code == 200
+    assert "secret-one" not in ok.text
+    assert len(ok.json()["secret_fingerprints"]) == 2
+
+
+async def test_erasure_is_an_event_on_the_responses_topic(ingest: Ingest) -> None:
+    assert (await ingest.client.delete("/v1/respondents/u-7?account_id=acme")).status_code == 401
+    missing = await ingest.client.delete("/v1/respondents/u-7", headers=ADMIN_H)
+    assert missing.status_code == 422
+    accepted = await ingest.client.delete("/v1/respondents/u-7?account_id=acme", headers=ADMIN_H)
+    assert accepted.status_code == 202
+    consumer = AIOKafkaConsumer(ingest.topics.responses, bootstrap_servers=ingest.bootstrap,
+                                auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        batch = await consumer.getmany(timeout_ms=3000)
+    finally:
+        await consumer.stop()
+    [message] = [m for ms in batch.values() for m in ms]
+    assert message.key == b"acme"
+    assert json.loads(message.value)["type"] == "respondent.erased.v1"
+
+
+async def test_the_openapi_documents_keys_and_refusals(ingest: Ingest) -> None:
+    spec = (await ingest.client.get("/openapi.json")).json()
+    post = spec["paths"]["/v1/responses"]["post"]
+    assert {"401", "403", "410", "413", "422", "429", "503"} <= set(post["responses"])
+    assert any(p["name"] == "x-pulse-key" for p in post["parameters"])
+    assert isinstance(httpx, object)
