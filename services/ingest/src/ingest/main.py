@@ -11,8 +11,9 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from ingest import seed
-from ingest.api import admin, preflight, responses
+from ingest.api import admin, preflight, responses, webhooks
 from ingest.catalog import CatalogStore
+from ingest.domain.catalog import WEBHOOK_KINDS
 from ingest.protection import BodyLimitMiddleware, RateLimiter
 from ingest.publisher import ResponsePublisher
 from ingest.settings import IngestSettings
@@ -57,7 +58,9 @@ def build_app(settings: IngestSettings) -> tuple[FastAPI, Runtime]:
         lifespan=runtime.lifespan(resources),
     )
     app.add_middleware(BodyLimitMiddleware, default=settings.max_body_bytes,
-                       limits={"/v1/responses/batch": settings.max_batch_body_bytes})
+                       limits={"/v1/responses/batch": settings.max_batch_body_bytes,
+                               # Survey tools send whole payloads (definitions, all answers): allow more.
+                               **{f"/v1/webhooks/{k}": settings.max_batch_body_bytes for k in WEBHOOK_KINDS}})
     app.state.settings = settings
     app.state.engine = engine
     app.state.catalog = catalog
@@ -68,6 +71,7 @@ def build_app(settings: IngestSettings) -> tuple[FastAPI, Runtime]:
     )
     app.include_router(preflight.router)
     app.include_router(responses.router)
+    app.include_router(webhooks.router)
     app.include_router(admin.router)
     return app, runtime
 
