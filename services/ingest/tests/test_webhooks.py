@@ -31,7 +31,8 @@ SECRETS = {
     "standard": "whsec_" + base64.b64encode(b"standard-secret-bytes-00001").decode(),
 }
 MAPPINGS = {
-    "delighted": {"account_id_field": "person_properties.account_id", "properties_fields": {"plan": "person_properties.plan"}},
+    "delighted": {"account_id_field": "person_properties.account_id",
+                  "properties_fields": {"plan": "person_properties.plan"}},
     "typeform": {"account_id_field": "hidden.account_id", "respondent_id_field": "hidden.user_id",
                  "score_field": "nps_score", "comment_field": "nps_reason"},
     "formbricks": {"account_id_field": "contactAttributes.accountId", "score_field": "q-nps", "comment_field": "q-why"},
@@ -273,7 +274,8 @@ async def test_secret_rotation(ingest: Ingest) -> None:
                                      headers=sign("standard", body, secret=old))).status_code == 202
     await catalog.upsert_source(WebhookSource(source="standard", survey_id="product-nps", secrets=(new,),
                                               mapping=mapping))
-    retired = await ingest.client.post("/v1/webhooks/standard", content=body, headers=sign("standard", body, secret=old))
+    retired = await ingest.client.post("/v1/webhooks/standard", content=body,
+                                       headers=sign("standard", body, secret=old))
     assert retired.status_code == 401
 
 
