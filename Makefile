@@ -3,7 +3,7 @@ SHELL := /bin/bash
 UV ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: help install run test lint check rebuild bench clean-data
+.PHONY: help install browser run test lint check rebuild bench clean-data
 
 help:
 	@echo "make run        run the whole platform locally (embedded broker and PostgreSQL by default)"
@@ -19,7 +19,13 @@ install:
 run: install
 	$(UV) run --frozen python scripts/dev.py
 
-test: install
+# The widget's test drives Debian's Chromium (never a downloaded browser build).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else echo "The widget test needs Chromium: sudo apt-get install chromium" >&2; exit 1; fi; }
+
+test: install browser
 	$(UV) run --frozen pytest
 
 lint: install

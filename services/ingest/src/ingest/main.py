@@ -11,8 +11,9 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from ingest import seed
-from ingest.api import admin, preflight, responses, webhooks
+from ingest.api import admin, preflight, responses, webhooks, widget
 from ingest.catalog import CatalogStore
+from ingest.contacts import ContactStore
 from ingest.domain.catalog import WEBHOOK_KINDS
 from ingest.protection import BodyLimitMiddleware, RateLimiter
 from ingest.publisher import ResponsePublisher
@@ -64,6 +65,7 @@ def build_app(settings: IngestSettings) -> tuple[FastAPI, Runtime]:
     app.state.settings = settings
     app.state.engine = engine
     app.state.catalog = catalog
+    app.state.contacts = ContactStore(engine)
     app.state.limiter = RateLimiter()
     app.state.publisher = ResponsePublisher(
         producer=producer, topic=settings.topics.responses, raw_topic=settings.topics.raw_webhooks,
@@ -72,6 +74,7 @@ def build_app(settings: IngestSettings) -> tuple[FastAPI, Runtime]:
     app.include_router(preflight.router)
     app.include_router(responses.router)
     app.include_router(webhooks.router)
+    app.include_router(widget.router)
     app.include_router(admin.router)
     return app, runtime
 
