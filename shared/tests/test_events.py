@@ -81,3 +81,10 @@ def test_invalid_messages_raise_invalid_event_naming_the_problem(payload: bytes 
     with pytest.raises(InvalidEvent) as info:
         decode(RESPONSE_EVENTS, payload)
     assert problem in str(info.value).lower()
+
+
+def test_nul_characters_are_refused_anywhere_so_they_never_poison_a_consumer() -> None:
+    with pytest.raises(InvalidEvent, match="NUL"):
+        decode(RESPONSE_EVENTS, json.dumps(submitted(comment="bad\x00byte")).encode())
+    with pytest.raises(InvalidEvent, match="NUL"):
+        decode(RESPONSE_EVENTS, json.dumps(submitted(properties={"k\x00": "v"})).encode())

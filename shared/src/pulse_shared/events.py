@@ -9,7 +9,7 @@ of the types allowed on it; :func:`decode_response_event` and friends turn bytes
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 from uuid import UUID, uuid4
 
 from pydantic import (
@@ -66,10 +66,31 @@ def classify(survey_type: SurveyType, score: int, scale_min: int, scale_max: int
     return "neutral" if score >= midpoint else "dissatisfied"
 
 
+def reject_nul(value: Any, where: str = "value") -> None:
+    """Refuse NUL characters anywhere in strings (keys included): PostgreSQL text cannot store them, so
+    letting one through would turn into a poison message downstream instead of a clear refusal here."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError(f"{where} contains a NUL character")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            reject_nul(key, where)
+            reject_nul(item, f"{where}.{key}" if isinstance(key, str) else where)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            reject_nul(item, where)
+
+
 class Event(BaseModel):
     """Base of every event: frozen, strict about unknown fields, with a unique id and a time."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        reject_nul(data, "event")
+        return data
 
     event_id: UUID = Field(default_factory=uuid4)
     occurred_at: AwareDatetime = Field(default_factory=utcnow)

@@ -29,7 +29,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from ingest.catalog import CatalogStore
-from ingest.domain.catalog import Survey, WebhookSource, WriteKey
+from ingest.domain.catalog import Origin, Survey, WebhookSource, WriteKey
 
 _VAR = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)\}")
 
@@ -38,7 +38,7 @@ class _SeedKey(BaseModel):
     model_config = ConfigDict(extra="forbid")
     key: str
     label: str | None = None
-    allowed_origins: tuple[str, ...] = ()
+    allowed_origins: tuple[Origin, ...] = ()
     rate_per_minute: int = 600
 
 

@@ -12,15 +12,30 @@ from pydantic import BaseModel, Field
 from sqlalchemy import delete
 
 from ingest.access import AdminDep
-from ingest.api.responses import REFUSALS
+from ingest.api.responses import REFUSALS, Problem
 from ingest.catalog import CatalogStore
-from ingest.domain.catalog import Slug, Survey, WebhookKind, WebhookMapping, WebhookSource, WriteKey
+from ingest.domain.catalog import (
+    CatalogModel,
+    Origin,
+    Slug,
+    Survey,
+    WebhookKind,
+    WebhookMapping,
+    WebhookSource,
+    WriteKey,
+)
+from ingest.domain.submission import Identifier
 from ingest.publisher import ResponsePublisher
 from ingest.tables import widget_contacts
 from pulse_shared.events import RespondentErased, utcnow
 from pulse_shared.producer import PublishFailed
 
-router = APIRouter(prefix="/v1", dependencies=[AdminDep], tags=["admin"])
+router = APIRouter(prefix="/v1", dependencies=[AdminDep], tags=["admin"], responses={
+    401: {"model": Problem, "description": "The admin token is missing or wrong."},
+    404: {"model": Problem, "description": "No such survey or key."},
+    422: {"model": Problem, "description": "The request is malformed (the message names the problem)."},
+    503: {"model": Problem, "description": "The admin API is off (INGEST_ADMIN_TOKEN unset) or the log is down."},
+})
 
 
 def _catalog(request: Request) -> CatalogStore:
@@ -43,11 +58,11 @@ async def put_survey(survey_id: Annotated[str, Path(max_length=100)], survey: Su
     return survey
 
 
-class KeyRequest(BaseModel):
+class KeyRequest(CatalogModel):
     """A new write key's settings."""
 
     label: Annotated[str, Field(max_length=200)] | None = None
-    allowed_origins: tuple[str, ...] = ()
+    allowed_origins: tuple[Origin, ...] = ()
     rate_per_minute: Annotated[int, Field(ge=1, le=1_000_000)] = 600
 
 
@@ -81,7 +96,7 @@ async def revoke_key(key: Annotated[str, Path(max_length=100)], request: Request
     return revoked
 
 
-class SourceRequest(BaseModel):
+class SourceRequest(CatalogModel):
     """A webhook source's configuration."""
 
     survey_id: Slug
@@ -134,8 +149,8 @@ class ErasureAccepted(BaseModel):
 @router.delete("/respondents/{respondent_id}", response_model=ErasureAccepted,
                status_code=status.HTTP_202_ACCEPTED, tags=["privacy"], responses=REFUSALS)
 async def erase_respondent(
-    respondent_id: Annotated[str, Path(min_length=1, max_length=255)],
-    account_id: Annotated[str, Query(min_length=1, max_length=255, description="The respondent's account")],
+    respondent_id: Annotated[Identifier, Path()],
+    account_id: Annotated[Identifier, Query(description="The respondent's account")],
     request: Request,
 ) -> ErasureAccepted:
     """Erase a respondent's personal fields everywhere (anonymous counts are kept). Ingest forgets its own

@@ -2,22 +2,34 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from pulse_shared.events import DEFAULT_SCALES, SurveyType
+from pulse_shared.events import DEFAULT_SCALES, SurveyType, reject_nul
 
 Slug = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")]
 WEBHOOK_KINDS = ("delighted", "typeform", "formbricks", "wootric", "zendesk", "satismeter", "standard")
 WebhookKind = Literal["delighted", "typeform", "formbricks", "wootric", "zendesk", "satismeter", "standard"]
-_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
+#: A browser origin: scheme://host[:port], no path, no trailing slash.
+Origin = Annotated[str, Field(max_length=300, pattern=r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")]
 
 
-class Survey(BaseModel):
+class CatalogModel(BaseModel):
+    """Base of the catalog's models: no NUL characters anywhere (PostgreSQL text cannot hold them)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        reject_nul(data, cls.__name__)
+        return data
+
+
+class Survey(CatalogModel):
     """A survey: its type, scale, question, state and in-app display rules."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -59,7 +71,7 @@ class Survey(BaseModel):
         return self.scale_min, self.scale_max
 
 
-class WriteKey(BaseModel):
+class WriteKey(CatalogModel):
     """A publishable key that lets a widget or an API client submit answers to one survey."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -67,20 +79,12 @@ class WriteKey(BaseModel):
     key: Annotated[str, Field(min_length=16, max_length=100, pattern=r"^[A-Za-z0-9_-]+$")]
     survey_id: Slug
     label: str | None = None
-    allowed_origins: tuple[str, ...] = ()
+    allowed_origins: tuple[Origin, ...] = ()
     rate_per_minute: Annotated[int, Field(ge=1, le=1_000_000)] = 600
     revoked_at: datetime | None = None
 
-    @field_validator("allowed_origins")
-    @classmethod
-    def _origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for origin in value:
-            if not _ORIGIN.match(origin):
-                raise ValueError(f"{origin!r} is not an origin (scheme://host[:port], no path)")
-        return value
 
-
-class WebhookMapping(BaseModel):
+class WebhookMapping(CatalogModel):
     """Where a source's payload carries what Pulse needs (dotted paths into the payload)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -95,7 +99,7 @@ class WebhookMapping(BaseModel):
     properties_fields: dict[str, str] = Field(default_factory=dict)
 
 
-class WebhookSource(BaseModel):
+class WebhookSource(CatalogModel):
     """A survey tool that posts answers to ``/v1/webhooks/{source}``, with its secrets and mapping."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")

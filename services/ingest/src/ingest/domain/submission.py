@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
 
 from ingest.domain.catalog import Survey
-from pulse_shared.events import MAX_COMMENT_CHARS, MAX_PROPERTIES, PropertyValue, ResponseSubmitted, SurveyType
+from pulse_shared.events import (
+    MAX_COMMENT_CHARS,
+    MAX_PROPERTIES,
+    PropertyValue,
+    ResponseSubmitted,
+    SurveyType,
+    reject_nul,
+)
 
 Identifier = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[^\x00-\x1f]+$")]
 MAX_BATCH = 500
@@ -48,6 +55,12 @@ class ResponseIn(BaseModel):
         description=f"Flat map of string/number/bool (at most {MAX_PROPERTIES} keys), used for segments.",
     )
     submitted_at: AwareDatetime | None = Field(None, description="When the answer was given (default: now).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        reject_nul(data, "answer")
+        return data
 
     @field_validator("properties")
     @classmethod

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -10,6 +11,18 @@ from scoring.domain.metrics import Change, Metric
 from scoring.domain.windows import Window
 
 SMALL_SAMPLE = 10
+
+
+class Problem(BaseModel):
+    """Why a request was refused: a message, or the list of invalid parameters."""
+
+    detail: Any
+
+
+PROBLEMS: dict[int | str, dict[str, Any]] = {
+    404: {"model": Problem, "description": "Not found (the message says what)."},
+    422: {"model": Problem, "description": "A parameter is invalid (the message names it)."},
+}
 
 
 class ChangeOut(BaseModel):

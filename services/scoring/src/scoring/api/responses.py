@@ -10,10 +10,10 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, HTTPException, Query, Request, status
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from scoring.api.models import ResponseOut, ResponsePage
+from scoring.api.models import PROBLEMS, ResponseOut, ResponsePage
 from scoring.queries import list_responses
 
-router = APIRouter(prefix="/v1", tags=["responses"])
+router = APIRouter(prefix="/v1", tags=["responses"], responses=PROBLEMS)
 
 Category = Literal["promoter", "passive", "detractor", "satisfied", "neutral", "dissatisfied"]
 

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pulse_shared.events import utcnow
 from scoring.api.models import (
+    PROBLEMS,
     AccountScores,
     BaseScores,
     MetricOut,
@@ -23,7 +24,7 @@ from scoring.domain.metrics import change, compute
 from scoring.domain.windows import WINDOW_PATTERN, Window, bucket_end, bucket_start, previous, window
 from scoring.queries import Histograms, account_exists, account_windows, by_segment, metrics_of, timeseries, whole_base
 
-router = APIRouter(prefix="/v1", tags=["scores"])
+router = APIRouter(prefix="/v1", tags=["scores"], responses=PROBLEMS)
 
 WindowParam = Annotated[
     str, Query(pattern=WINDOW_PATTERN, description="7d, 30d, 90d, 365d (rolling) or month, quarter (to date)")
