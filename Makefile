@@ -44,4 +44,6 @@ clean-data:
 
 # Benchmarks print each figure next to its reference measured in the same run (not part of `make test`).
 bench: install
+	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk; }
+	$(UV) run --frozen python bench/ingest_bench.py
 	$(UV) run --frozen python bench/scoring_bench.py $(ARGS)

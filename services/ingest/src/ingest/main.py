@@ -35,16 +35,17 @@ def build_app(settings: IngestSettings) -> tuple[FastAPI, Runtime]:
     @asynccontextmanager
     async def resources(_stop: asyncio.Event) -> AsyncIterator[Sequence[Worker]]:
         await producer.start()
-        if settings.seed_file:
-            await seed.apply(catalog, seed.parse(Path(settings.seed_file)))
-        await catalog.refresh()
-        runtime.health.add_check("kafka", producer.ping)
-        runtime.health.add_check("database", functools.partial(ping, engine))
-        async def refresh_catalog() -> bool:
-            await catalog.refresh()
-            return False  # nothing more to do until the next interval
-
         try:
+            if settings.seed_file:
+                await seed.apply(catalog, seed.parse(Path(settings.seed_file)))
+            await catalog.refresh()
+            runtime.health.add_check("kafka", producer.ping)
+            runtime.health.add_check("database", functools.partial(ping, engine))
+
+            async def refresh_catalog() -> bool:
+                await catalog.refresh()
+                return False  # nothing more to do until the next interval
+
             yield [Worker("catalog-refresh", lambda stop: run_until_stopped(
                 stop, refresh_catalog, name="catalog-refresh", idle_seconds=settings.catalog_refresh_seconds))]
         finally:

@@ -1,0 +1,128 @@
+"""Ingest benchmark: each figure is printed next to its reference, measured in the same run.
+
+1. Single-answer POST /v1/responses throughput (every answer acknowledged by the broker, acks=all) next to
+   a bare FastAPI endpoint taking the same body, both on one uvicorn worker, loaded by wrk alike.
+2. Batch throughput: answers per second through POST /v1/responses/batch (500 per request).
+
+Needs Debian's wrk. Usage: uv run python bench/ingest_bench.py [--seconds 10] [--connections 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+
+from pulse_shared.localinfra import Broker, EmbeddedPostgres, create_topics, ensure_database, free_port
+from pulse_shared.migrations import upgrade_to_head
+from pulse_shared.topics import Topics
+
+ROOT = Path(__file__).resolve().parent.parent
+KEY = "pk_bench_product_nps_00000001"
+LUA = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["X-Pulse-Key"] = "%s"
+local n = 0
+local template = %s
+request = function()
+  n = n + 1
+  return wrk.format(nil, nil, nil, (string.gsub(template, "__N__", tostring(n))))
+end
+"""
+
+
+def wrk(url: str, body_format: str, seconds: int, connections: int) -> tuple[float, str]:
+    script = Path(tempfile.mkstemp(suffix=".lua")[1])
+    script.write_text(LUA % (KEY, json.dumps(body_format)))
+    done = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "-s", str(script), "--latency", url],
+                          capture_output=True, text=True, check=True)
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", done.stdout).group(1))  # type: ignore[union-attr]
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", done.stdout)
+    p99 = re.search(r"99%\s+(\S+)", done.stdout)
+    note = f"p99 {p99.group(1) if p99 else '?'}" + (f", {non2xx.group(1)} non-2xx" if non2xx else "")
+    return rps, note
+
+
+def wait_up(url: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(url)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=32)
+    args = parser.parse_args()
+    broker = Broker().start()
+    pg_url = os.environ.get("TEST_DATABASE_URL")
+    pg = None
+    if not pg_url:
+        pg = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="pulse-bench-")) / "data", delete_on_stop=True)
+        pg_url = pg.url
+    database_url = asyncio.run(ensure_database(pg_url, f"pulse_bench_{uuid.uuid4().hex[:8]}"))
+    upgrade_to_head("ingest.migrations", database_url, "ingest")
+    topics = Topics()
+    asyncio.run(create_topics(broker.bootstrap, topics.all(), partitions=3))
+    seed = Path(tempfile.mkstemp(suffix=".yaml")[1])
+    seed.write_text(f"surveys:\n  - survey_id: product-nps\n    name: NPS\n    survey_type: nps\n    keys:\n"
+                    f"      - key: {KEY}\n        rate_per_minute: 1000000\n")
+    ingest_port, bare_port = free_port(), free_port()
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap, "KAFKA_ENABLE_IDEMPOTENCE": "false",
+           "DATABASE_URL": database_url, "INGEST_SEED_FILE": str(seed), "INGEST_PORT": str(ingest_port),
+           "INGEST_RATE_PER_IP_PER_MINUTE": "100000000", "LOG_LEVEL": "WARNING"}
+    ingest_log = Path(tempfile.mkstemp(suffix=".log")[1])
+    ingest = subprocess.Popen([sys.executable, "-m", "ingest"], env=env, stdout=subprocess.DEVNULL,
+                              stderr=ingest_log.open("wb"))
+    bare = subprocess.Popen([sys.executable, "-m", "uvicorn", "bare_app:app", "--port", str(bare_port),
+                             "--log-level", "warning", "--no-access-log"], cwd=ROOT / "bench",
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        try:
+            wait_up(f"http://127.0.0.1:{ingest_port}/readyz")
+        except TimeoutError:
+            print(ingest_log.read_text()[-3000:])
+            raise
+        wait_up(f"http://127.0.0.1:{bare_port}/docs")
+        single = ('{"response_id": "bench-__N__", "survey_type": "nps", "score": 7, "account_id": "acct-1", '
+                  '"comment": "fine", "properties": {"plan": "pro"}}')
+        wrk(f"http://127.0.0.1:{ingest_port}/v1/responses", single, 2, args.connections)  # warm up
+        ref, ref_note = wrk(f"http://127.0.0.1:{bare_port}/v1/responses", single, args.seconds, args.connections)
+        got, note = wrk(f"http://127.0.0.1:{ingest_port}/v1/responses", single, args.seconds, args.connections)
+        print(f"single answer, acked by the broker: {got:8,.0f} req/s ({note})   reference, bare FastAPI endpoint "
+              f"on one worker: {ref:8,.0f} req/s ({ref_note}); ratio {got / ref:.2f}; target >= 0.80")
+        items = ",".join(
+            f'{{"response_id": "b-__N__-{i}", "survey_type": "nps", "score": {i % 11}, "account_id": "acct-{i % 97}"}}'
+            for i in range(500))
+        rps, note = wrk(f"http://127.0.0.1:{ingest_port}/v1/responses/batch", '{"responses": [' + items + "]}",
+                        args.seconds, min(args.connections, 8))
+        print(f"batch of 500: {rps * 500:10,.0f} answers/s ({rps:,.1f} req/s, {note})   "
+              f"(reference: the single-answer figure above; target >= 50,000 answers/s)")
+    finally:
+        for process in (ingest, bare):
+            process.terminate()
+            process.wait(timeout=30)
+        broker.stop()
+        if pg is not None:
+            pg.stop()
+
+
+if __name__ == "__main__":
+    main()
