@@ -3,13 +3,15 @@ SHELL := /bin/bash
 UV ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: help install browser run test lint check rebuild bench clean-data
+.PHONY: help install browser run test lint check rebuild bench images up down clean-data
 
 help:
 	@echo "make run        run the whole platform locally (embedded broker and PostgreSQL by default)"
 	@echo "make test       run every test (unit, component, end-to-end)"
 	@echo "make lint       ruff and mypy (strict)"
 	@echo "make rebuild    recompute scoring aggregates from stored answers (ARGS=--apply to replace them)"
+	@echo "make images     build the service images (needs Docker)"
+	@echo "make up / down  the platform on Docker with Apache Kafka and PostgreSQL (docker-compose.yml)"
 	@echo "make clean-data forget the local PostgreSQL data in .pulse/"
 
 install:
@@ -47,3 +49,18 @@ bench: install
 	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk; }
 	$(UV) run --frozen python bench/ingest_bench.py
 	$(UV) run --frozen python bench/scoring_bench.py $(ARGS)
+
+IMAGE_TAG ?= local
+
+images:
+	docker build -f services/ingest/Dockerfile -t pulse/ingest:$(IMAGE_TAG) .
+	docker build -f services/scoring/Dockerfile -t pulse/scoring:$(IMAGE_TAG) .
+	docker build -f services/alerts/Dockerfile -t pulse/alerts:$(IMAGE_TAG) .
+	docker build -f services/crm-sync/Dockerfile -t pulse/crm-sync:$(IMAGE_TAG) .
+	docker build -f deploy/docker/migrate.Dockerfile -t pulse/migrate:$(IMAGE_TAG) .
+
+up:
+	docker compose up --build --detach --wait
+
+down:
+	docker compose down

@@ -6,6 +6,10 @@ Each service subclasses :class:`ServiceSettings` and adds its own fields; nothin
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+from typing import TypeVar
+
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -62,3 +66,16 @@ class ServiceSettings(BaseSettings):
         if not self.database_url:
             raise ValueError("DATABASE_URL is required for this service")
         return self.database_url
+
+
+S = TypeVar("S", bound=ServiceSettings)
+
+
+def load_settings(cls: type[S]) -> S:
+    """Read a service's settings from the environment and, when ``PULSE_SECRETS_DIR`` names a folder, from
+    one file per setting in it (a mounted Kubernetes Secret: file ``DATABASE_URL`` holds DATABASE_URL).
+    Files win over nothing, and the environment wins over files."""
+    secrets_dir = os.environ.get("PULSE_SECRETS_DIR", "").strip()
+    if secrets_dir and Path(secrets_dir).is_dir():
+        return cls(_secrets_dir=secrets_dir)
+    return cls()

@@ -10,6 +10,7 @@ from alerts.tables import SCHEMA
 from pulse_shared.logs import configure_logging
 from pulse_shared.migrations import upgrade_to_head
 from pulse_shared.runtime import serve
+from pulse_shared.settings import load_settings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -17,7 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m alerts", description="Pulse alerts service")
     parser.add_argument("command", nargs="?", default="serve", choices=["serve", "migrate"])
     args = parser.parse_args(argv)
-    settings = AlertsSettings()
+    settings = load_settings(AlertsSettings)
     configure_logging("alerts", settings.log_level)
     if args.command == "migrate":
         upgrade_to_head("alerts.migrations", settings.require_database_url(), SCHEMA)

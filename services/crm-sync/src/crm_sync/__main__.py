@@ -10,6 +10,7 @@ from crm_sync.tables import SCHEMA
 from pulse_shared.logs import configure_logging
 from pulse_shared.migrations import upgrade_to_head
 from pulse_shared.runtime import serve
+from pulse_shared.settings import load_settings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -17,7 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m crm_sync", description="Pulse crm-sync service")
     parser.add_argument("command", nargs="?", default="serve", choices=["serve", "migrate"])
     args = parser.parse_args(argv)
-    settings = CrmSyncSettings()
+    settings = load_settings(CrmSyncSettings)
     configure_logging("crm-sync", settings.log_level)
     if args.command == "migrate":
         upgrade_to_head("crm_sync.migrations", settings.require_database_url(), SCHEMA)

@@ -11,6 +11,7 @@ from ingest.tables import SCHEMA
 from pulse_shared.logs import configure_logging
 from pulse_shared.migrations import upgrade_to_head
 from pulse_shared.runtime import serve
+from pulse_shared.settings import load_settings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -18,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ingest", description="Pulse ingest service")
     parser.add_argument("command", nargs="?", default="serve", choices=["serve", "migrate"])
     args = parser.parse_args(argv)
-    settings = IngestSettings()
+    settings = load_settings(IngestSettings)
     configure_logging("ingest", settings.log_level)
     if args.command == "migrate":
         upgrade_to_head("ingest.migrations", settings.require_database_url(), SCHEMA)

@@ -11,6 +11,7 @@ from dataclasses import asdict
 from pulse_shared.logs import configure_logging
 from pulse_shared.migrations import upgrade_to_head
 from pulse_shared.runtime import serve
+from pulse_shared.settings import load_settings
 from scoring.settings import ScoringSettings
 from scoring.tables import SCHEMA
 
@@ -25,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="rebuild: also make the consumer group re-read the responses topic from the beginning "
                              "on its next start (stop scoring first)")
     args = parser.parse_args(argv)
-    settings = ScoringSettings()
+    settings = load_settings(ScoringSettings)
     configure_logging("scoring", settings.log_level)
     if args.command == "migrate":
         upgrade_to_head("scoring.migrations", settings.require_database_url(), SCHEMA)
