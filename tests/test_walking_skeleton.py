@@ -8,6 +8,7 @@ changes nothing downstream, and every service drains cleanly on SIGTERM.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable
 
@@ -21,6 +22,8 @@ from tests.conftest import KEY, Platform
 
 pytestmark = pytest.mark.e2e
 
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
 ANSWER = {
     "response_id": "resp-e2e-1",
     "survey_type": "nps",
@@ -52,7 +55,8 @@ async def consumed_offsets(platform: Platform, schema: str) -> int:
 
 async def test_a_detractor_answer_reaches_slack_and_hubspot_exactly_once(platform: Platform) -> None:
     async with httpx.AsyncClient(timeout=10) as client:
-        accepted = await client.post(f"{platform.ingest}/v1/responses", json=ANSWER, headers={"X-Pulse-Key": KEY})
+        accepted = await client.post(f"{platform.ingest}/v1/responses", json=ANSWER,
+                                     headers={"X-Pulse-Key": KEY, "traceparent": TRACEPARENT})
     assert accepted.status_code == 202, accepted.text
     assert accepted.json()["response_id"] == "resp-e2e-1"
 
@@ -108,6 +112,14 @@ async def test_a_detractor_answer_reaches_slack_and_hubspot_exactly_once(platfor
     async with httpx.AsyncClient(timeout=10) as client:
         scores = (await client.get(f"{platform.scoring}/v1/accounts/acme-42/scores")).json()
     assert scores["scores"]["nps"]["n"] == 1
+
+    # One trace id follows the answer from the ingest request to the Slack post and the CRM call.
+    for service, message in (("ingest", "answer accepted"), ("scoring", "responses stored and counts updated"),
+                             ("scoring", "score event published"), ("alerts", "alert posted to Slack"),
+                             ("crm_sync", "CRM updated")):
+        lines = [json.loads(line) for line in platform.services[service].logs().splitlines() if line.startswith("{")]
+        assert any(line.get("msg") == message and line.get("trace_id") == TRACE_ID for line in lines), (
+            f"{service}: no {message!r} line with trace {TRACE_ID}")
 
     # Every service drains and exits cleanly on SIGTERM.
     for name, service in platform.services.items():

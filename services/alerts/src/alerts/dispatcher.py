@@ -20,6 +20,7 @@ from alerts.domain.message import AlertFacts, render
 from alerts.slack import SlackClient, SlackResult
 from alerts.tables import account_owners, alerts
 from pulse_shared.outbox import claim_due
+from pulse_shared.tracing import continue_trace
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,7 @@ class AlertDispatcher:
         return bool(rows)
 
     async def _deliver(self, row: Any) -> None:
+        continue_trace(row.traceparent)  # the Slack post continues the trace of the answer
         facts = AlertFacts.model_validate(row.facts)
         if self._slack is None:
             text, _blocks = render(facts, owner_mention=None)

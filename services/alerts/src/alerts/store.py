@@ -38,11 +38,13 @@ class AlertStore:
         stored = await lock_offset(conn, consumer_offsets, self._group, tp)
         if stored is not None and next_offset <= stored:
             return 0
-        fresh = [r.value for r in records if stored is None or r.offset >= stored]
         rows: dict[str, dict[str, Any]] = {}
         owners: dict[str, AccountOwnerChanged] = {}
         erasures: list[RespondentErased] = []
-        for event in fresh:
+        for record in records:
+            if stored is not None and record.offset < stored:
+                continue
+            event = record.value
             if isinstance(event, AccountOwnerChanged):
                 owners[event.account_id] = event
             elif isinstance(event, RespondentErased):
@@ -53,6 +55,7 @@ class AlertStore:
                     rows[key] = {
                         "alert_id": key, "rule": rule, "account_id": event.account_id,
                         "response_id": event.response_id, "facts": _facts(event).model_dump(mode="json"),
+                        "traceparent": record.traceparent,
                     }
         if rows:
             await self._upsert_alerts(conn, list(rows.values()))
@@ -71,6 +74,7 @@ class AlertStore:
             index_elements=[alerts.c.alert_id],
             set_={
                 "facts": stmt.excluded.facts,
+                "traceparent": stmt.excluded.traceparent,
                 "status": case(
                     (alerts.c.status.in_(("sent", "update_pending")), "update_pending"), else_=alerts.c.status
                 ),

@@ -29,6 +29,7 @@ alerts = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("delivered_at", DateTime(timezone=True)),
     UniqueConstraint("rule", "account_id", "response_id", name="alerts_rule_response"),
+    Column("traceparent", Text),
 )
 
 #: Who owns each account (from the CRMs), and their Slack user id once looked up.

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from crm_sync.connectors.base import Connector, PendingWrite, WriteOutcome
 from crm_sync.tables import crm_writes
 from pulse_shared.outbox import claim_due
+from pulse_shared.tracing import continue_trace
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +87,11 @@ class WriteDispatcher:
                         next_attempt_at=func.now() + literal_column(f"interval '{wait:.3f} seconds'"),
                     )
                 )
-        if outcome.written:
-            log.info("CRM updated", extra={"connector": name, "accounts": len(outcome.written)})
+        for account_id in sorted(outcome.written):
+            # One line per account, each continuing the trace of the answer that changed its scores.
+            continue_trace(rows[account_id].traceparent)
+            log.info("CRM updated", extra={"connector": name, "account_id": account_id,
+                                           "version": rows[account_id].version})
         if outcome.retry or outcome.failed:
             log.warning("CRM writes not done", extra={"connector": name, "retry": len(outcome.retry),
                                                       "failed": len(outcome.failed)})

@@ -31,15 +31,18 @@ class WriteStore:
         if stored is not None and next_offset <= stored:
             return 0
         latest: dict[str, ScoreUpdated] = {}
+        traces: dict[str, str | None] = {}
         for record in records:
             if stored is not None and record.offset < stored:
                 continue
             event = record.value
             if event.account_id not in latest or event.version > latest[event.account_id].version:
                 latest[event.account_id] = event
+                traces[event.account_id] = record.traceparent
         if latest and self._connectors:
             rows = [
-                {"connector": c, "account_id": e.account_id, "version": e.version, "properties": score_properties(e)}
+                {"connector": c, "account_id": e.account_id, "version": e.version, "properties": score_properties(e),
+                 "traceparent": traces.get(e.account_id)}
                 for c in self._connectors for e in latest.values()
             ]
             stmt = insert(crm_writes).values(rows)
@@ -47,6 +50,7 @@ class WriteStore:
             stmt = stmt.on_conflict_do_update(
                 index_elements=[crm_writes.c.connector, crm_writes.c.account_id],
                 set_={"version": stmt.excluded.version, "properties": stmt.excluded.properties,
+                      "traceparent": stmt.excluded.traceparent,
                       "status": "pending", "attempts": 0, "next_attempt_at": func.now(), "last_error": None},
                 where=crm_writes.c.version < stmt.excluded.version,
             )

@@ -25,6 +25,7 @@ crm_writes = Table(
     Column("lease_until", DateTime(timezone=True)),
     Column("last_error", Text),
     Column("written_at", DateTime(timezone=True)),
+    Column("traceparent", Text),
 )
 
 consumer_offsets = offsets_table(metadata, SCHEMA)

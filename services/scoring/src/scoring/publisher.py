@@ -19,6 +19,7 @@ from pulse_shared.events import ScoreSummary, ScoreUpdated, utcnow
 from pulse_shared.metrics import OUTBOX_PENDING
 from pulse_shared.outbox import claim_due
 from pulse_shared.producer import EventProducer
+from pulse_shared.tracing import continue_trace
 from scoring.domain.metrics import Metric, change
 from scoring.domain.windows import PUBLISHED_WINDOWS, Window, previous, window
 from scoring.queries import Method, account_windows, metrics_of
@@ -57,9 +58,11 @@ class ScorePublisher:
         async with self._engine.connect() as conn:
             # One snapshot, so the version announced and the counts announced agree.
             await conn.execution_options(isolation_level="REPEATABLE READ")
-            version = (
-                await conn.execute(select(account_state.c.version).where(account_state.c.account_id == account_id))
-            ).scalar_one()
+            state = (
+                await conn.execute(select(account_state.c.version, account_state.c.traceparent)
+                                   .where(account_state.c.account_id == account_id))
+            ).one()
+            version = int(state.version)
             spans: list[Window] = []
             for name in PUBLISHED_WINDOWS:
                 current = window(name, now.date())
@@ -71,6 +74,7 @@ class ScorePublisher:
             current_metrics, previous_metrics = metrics_of(hists[2 * i]), metrics_of(hists[2 * i + 1])
             scores.extend(summary(m, previous_metrics[k], name) for k, m in current_metrics.items())
         event = ScoreUpdated(account_id=account_id, version=version, computed_at=now, scores=tuple(scores))
+        continue_trace(state.traceparent)  # the score event continues the trace of the answer that moved it
         await self._producer.publish(self._topic, account_id, event)
         await self._mark_published(account_id, version, now)
         log.info("score event published", extra={"account_id": account_id, "version": version})

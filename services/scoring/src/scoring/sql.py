@@ -90,10 +90,12 @@ SUBTRACT_COUNTS = text(f"""
 """)
 
 BUMP_VERSIONS = text("""
-    INSERT INTO scoring.account_state (account_id, version)
-    SELECT a, 1 FROM unnest(CAST(:accounts AS text[])) AS a
+    INSERT INTO scoring.account_state (account_id, version, traceparent)
+    SELECT a.account_id, 1, a.traceparent
+    FROM unnest(CAST(:accounts AS text[]), CAST(:traceparents AS text[])) AS a(account_id, traceparent)
     ON CONFLICT (account_id) DO UPDATE SET
         version = scoring.account_state.version + 1,
+        traceparent = excluded.traceparent,
         -- Coalesce announcements: at most one score event per account per second.
         due_at = greatest(now(), coalesce(scoring.account_state.last_published_at + interval '1 second', now()))
 """)

@@ -61,7 +61,9 @@ class ResponseStore:
         stored = await lock_offset(conn, consumer_offsets, self._group, tp)
         if stored is not None and next_offset <= stored:
             return BatchOutcome(0, len(records), frozenset())
-        fresh = [r.value for r in records if stored is None or r.offset >= stored]
+        fresh_records = [r for r in records if stored is None or r.offset >= stored]
+        fresh = [r.value for r in fresh_records]
+        traces = {r.value.account_id: r.traceparent for r in fresh_records}
         erasures = [e for e in fresh if isinstance(e, RespondentErased)]
         answers = [e for e in fresh if not isinstance(e, RespondentErased)]
         changed: set[str] = set()
@@ -70,7 +72,7 @@ class ResponseStore:
         if answers:
             changed |= await self._upsert_answers(conn, answers)
         if changed:
-            await self._bump_versions(conn, changed)
+            await self._bump_versions(conn, changed, traces)
         await store_offset(conn, consumer_offsets, self._group, tp, next_offset)
         return BatchOutcome(len(fresh), len(records) - len(fresh), frozenset(changed))
 
@@ -137,8 +139,9 @@ class ResponseStore:
         await _apply_deltas(conn, count_deltas(changes))
         return {row["account_id"] for row in upserts} | {m["a"] for m in time_moves}
 
-    async def _bump_versions(self, conn: AsyncConnection, accounts: set[str]) -> None:
-        await conn.execute(sql.BUMP_VERSIONS, {"accounts": sorted(accounts)})
+    async def _bump_versions(self, conn: AsyncConnection, accounts: set[str], traces: dict[str, str | None]) -> None:
+        ordered = sorted(accounts)
+        await conn.execute(sql.BUMP_VERSIONS, {"accounts": ordered, "traceparents": [traces.get(a) for a in ordered]})
 
 
 async def _apply_deltas(conn: AsyncConnection, deltas: Counter[BucketKey]) -> None:

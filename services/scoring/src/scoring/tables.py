@@ -75,6 +75,7 @@ account_state = Table(
     Column("due_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("last_published_at", DateTime(timezone=True)),
     Column("lease_until", DateTime(timezone=True)),
+    Column("traceparent", Text),
 )
 
 #: Respondents whose personal fields must never be stored again (a replay must not bring them back).
