@@ -6,6 +6,7 @@ import logging
 import time
 from typing import Any
 
+from prometheus_client import Counter
 from sqlalchemy import and_, func, literal_column, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -15,6 +16,10 @@ from pulse_shared.outbox import claim_due
 from pulse_shared.tracing import continue_trace
 
 log = logging.getLogger(__name__)
+
+CONNECTOR_PAUSES = Counter("pulse_crm_connector_pauses_total", "CRM connector pauses by reason.",
+                           ["connector", "reason"])
+CRM_WRITES = Counter("pulse_crm_writes_total", "Account writes to CRMs by outcome.", ["connector", "outcome"])
 
 PREPARE_RETRY_SECONDS = 30.0
 
@@ -50,7 +55,11 @@ class WriteDispatcher:
         writes = [PendingWrite(r.account_id, r.version, dict(r.properties)) for r in rows]
         outcome = await self._connector.write(writes)
         await self._record({r.account_id: r for r in rows}, outcome)
+        CRM_WRITES.labels(self._connector.name, "written").inc(len(outcome.written))
+        CRM_WRITES.labels(self._connector.name, "retry").inc(len(outcome.retry))
+        CRM_WRITES.labels(self._connector.name, "failed").inc(len(outcome.failed))
         if outcome.pause_seconds:
+            CONNECTOR_PAUSES.labels(self._connector.name, outcome.pause_reason or "other").inc()
             self._paused_until = time.monotonic() + outcome.pause_seconds
             log.warning("CRM connector paused", extra={"connector": self._connector.name,
                                                        "pause_s": round(outcome.pause_seconds, 1)})

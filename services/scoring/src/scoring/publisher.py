@@ -9,6 +9,7 @@ event (consumers are idempotent by account and version); nothing is announced be
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime
 from typing import Any
 
@@ -27,6 +28,7 @@ from scoring.tables import account_state
 
 log = logging.getLogger(__name__)
 
+GAUGE_EVERY_SECONDS = 10.0
 SPACING: ColumnElement[Any] = literal_column("interval '1 second'")
 
 
@@ -37,6 +39,7 @@ class ScorePublisher:
                  batch_size: int = 100) -> None:
         self._engine = engine
         self._method: Method = method
+        self._last_gauge = 0.0
         self._producer = producer
         self._topic = topic
         self._batch_size = batch_size
@@ -49,6 +52,9 @@ class ScorePublisher:
             limit=self._batch_size,
         )
         claimed = [row.account_id for row in rows]
+        if time.monotonic() - self._last_gauge >= GAUGE_EVERY_SECONDS:
+            self._last_gauge = time.monotonic()
+            await self.pending()
         for account_id in claimed:
             await self._publish(account_id)
         return bool(claimed)

@@ -24,6 +24,8 @@ class WriteOutcome:
     failed: dict[str, str] = field(default_factory=dict)
     #: Pause the connector this long (rate limit, outage); the accounts in ``retry`` wait as long.
     pause_seconds: float | None = None
+    #: Why: rate_limit, daily_limit, outage, auth (exported as a metric label).
+    pause_reason: str | None = None
 
 
 class Connector(Protocol):

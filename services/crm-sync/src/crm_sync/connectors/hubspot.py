@@ -67,7 +67,8 @@ class HubSpotConnector:
         try:
             response = await self._request("batch_upsert", "/crm/v3/objects/companies/batch/upsert", body)
         except httpx.HTTPError as exc:
-            return WriteOutcome(retry=dict.fromkeys(ids, f"transport: {type(exc).__name__}"), pause_seconds=5.0)
+            return WriteOutcome(retry=dict.fromkeys(ids, f"transport: {type(exc).__name__}"), pause_seconds=5.0,
+                                pause_reason="outage")
         status = response.status_code
         if status in (200, 201):
             return WriteOutcome(written=set(ids))
@@ -76,12 +77,15 @@ class HubSpotConnector:
         if status == 429:
             payload = _json(response)
             if payload.get("policyName") == "DAILY":
-                return WriteOutcome(retry=dict.fromkeys(ids, "HubSpot daily limit"), pause_seconds=_until_tomorrow())
-            return WriteOutcome(retry=dict.fromkeys(ids, "HubSpot rate limit"), pause_seconds=10.0)
+                return WriteOutcome(retry=dict.fromkeys(ids, "HubSpot daily limit"), pause_seconds=_until_tomorrow(),
+                                    pause_reason="daily_limit")
+            return WriteOutcome(retry=dict.fromkeys(ids, "HubSpot rate limit"), pause_seconds=10.0,
+                                pause_reason="rate_limit")
         if status in (401, 403):
-            return WriteOutcome(retry=dict.fromkeys(ids, f"HubSpot refused the token ({status})"), pause_seconds=60.0)
+            return WriteOutcome(retry=dict.fromkeys(ids, f"HubSpot refused the token ({status})"), pause_seconds=60.0,
+                                pause_reason="auth")
         if status >= 500:
-            return WriteOutcome(retry=dict.fromkeys(ids, f"HubSpot {status}"), pause_seconds=5.0)
+            return WriteOutcome(retry=dict.fromkeys(ids, f"HubSpot {status}"), pause_seconds=5.0, pause_reason="outage")
         message = str(_json(response).get("message", response.text[:300]))
         return WriteOutcome(retry=dict.fromkeys(ids, f"HubSpot {status}: {message}"))
 
