@@ -68,7 +68,7 @@ class ServiceSettings(BaseSettings):
         return self.database_url
 
 
-S = TypeVar("S", bound=ServiceSettings)
+S = TypeVar("S", bound=ServiceSettings)  # a service's settings class
 
 
 def load_settings(cls: type[S]) -> S:

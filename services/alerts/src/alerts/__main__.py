@@ -2,32 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 
+from alerts.main import build_app
 from alerts.settings import AlertsSettings
 from alerts.tables import SCHEMA
-from pulse_shared.logs import configure_logging
-from pulse_shared.migrations import upgrade_to_head
-from pulse_shared.runtime import serve
-from pulse_shared.settings import load_settings
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point; return the exit code."""
-    parser = argparse.ArgumentParser(prog="python -m alerts", description="Pulse alerts service")
-    parser.add_argument("command", nargs="?", default="serve", choices=["serve", "migrate"])
-    args = parser.parse_args(argv)
-    settings = load_settings(AlertsSettings)
-    configure_logging("alerts", settings.log_level)
-    if args.command == "migrate":
-        upgrade_to_head("alerts.migrations", settings.require_database_url(), SCHEMA)
-        return 0
-    from alerts.main import build_app
-
-    app, runtime = build_app(settings)
-    return serve(app, runtime, host=settings.http_host, port=settings.port)
-
+from pulse_shared.cli import service_main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(service_main(service="alerts", settings_class=AlertsSettings, build_app=build_app,
+                          port=lambda s: s.port, migrations=("alerts.migrations", SCHEMA)))

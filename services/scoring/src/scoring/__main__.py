@@ -1,4 +1,4 @@
-"""``python -m scoring [serve|migrate]``: run the scoring service or apply its migrations."""
+"""``python -m scoring [serve|migrate|rebuild]``: run scoring, apply its migrations, or rebuild the aggregates."""
 
 from __future__ import annotations
 
@@ -8,35 +8,22 @@ import json
 import sys
 from dataclasses import asdict
 
-from pulse_shared.logs import configure_logging
-from pulse_shared.migrations import upgrade_to_head
-from pulse_shared.runtime import serve
-from pulse_shared.settings import load_settings
+from pulse_shared.cli import service_main
+from scoring.main import build_app
 from scoring.settings import ScoringSettings
 from scoring.tables import SCHEMA
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point; return the exit code."""
-    parser = argparse.ArgumentParser(prog="python -m scoring", description="Pulse scoring service")
-    parser.add_argument("command", nargs="?", default="serve", choices=["serve", "migrate", "rebuild"])
+def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--apply", action="store_true",
                         help="rebuild: replace the aggregates when they differ (default: only report)")
     parser.add_argument("--from-topic", action="store_true",
                         help="rebuild: also make the consumer group re-read the responses topic from the beginning "
                              "on its next start (stop scoring first)")
-    args = parser.parse_args(argv)
-    settings = load_settings(ScoringSettings)
-    configure_logging("scoring", settings.log_level)
-    if args.command == "migrate":
-        upgrade_to_head("scoring.migrations", settings.require_database_url(), SCHEMA)
-        return 0
-    if args.command == "rebuild":
-        return asyncio.run(_rebuild(settings, apply=args.apply, from_topic=args.from_topic))
-    from scoring.main import build_app
 
-    app, runtime = build_app(settings)
-    return serve(app, runtime, host=settings.http_host, port=settings.port)
+
+def _rebuild_command(settings: ScoringSettings, args: argparse.Namespace) -> int:
+    return asyncio.run(_rebuild(settings, apply=args.apply, from_topic=args.from_topic))
 
 
 async def _rebuild(settings: ScoringSettings, *, apply: bool, from_topic: bool) -> int:
@@ -57,4 +44,6 @@ async def _rebuild(settings: ScoringSettings, *, apply: bool, from_topic: bool) 
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(service_main(service="scoring", settings_class=ScoringSettings, build_app=build_app,
+                          port=lambda s: s.port, migrations=("scoring.migrations", SCHEMA),
+                          commands={"rebuild": _rebuild_command}, arguments=_arguments))
