@@ -12,6 +12,7 @@ import pytest
 
 from pulse_shared.localinfra import free_port
 from pulse_shared.testing.fake_hubspot import FakeHubSpot
+from pulse_shared.testing.fake_otlp import FakeOtlpCollector
 from pulse_shared.testing.fake_slack import FakeSlack
 from pulse_shared.testing.processes import ServiceProcess
 from pulse_shared.topics import Topics
@@ -29,6 +30,7 @@ class Platform:
     services: dict[str, ServiceProcess]
     slack: FakeSlack
     hubspot: FakeHubSpot
+    collector: FakeOtlpCollector
     topics: Topics
     database_url: str
 
@@ -46,6 +48,7 @@ def platform(
     kafka_bootstrap: str, database_url: str, topics: Topics, fake_slack: FakeSlack, fake_hubspot: FakeHubSpot,
     tmp_path: Path,
 ) -> Iterator[Platform]:
+    collector = FakeOtlpCollector().start()
     env = {
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
         "KAFKA_ENABLE_IDEMPOTENCE": "false",
@@ -58,6 +61,8 @@ def platform(
         "HUBSPOT_API_BASE_URL": fake_hubspot.url,
         "LOG_LEVEL": "INFO",
         "INGEST_SEED_FILE": str(SEED),
+        "OTEL_EXPORTER_OTLP_ENDPOINT": collector.url,
+        "OTEL_BSP_SCHEDULE_DELAY": "200",
         "SHUTDOWN_GRACE_SECONDS": "20",
     }
     for module in STATEFUL:
@@ -74,8 +79,9 @@ def platform(
             service.start(wait_ready=False)
         for service in services.values():
             service.wait_ready(timeout=90)
-        yield Platform(env, services, fake_slack, fake_hubspot, topics, database_url)
+        yield Platform(env, services, fake_slack, fake_hubspot, collector, topics, database_url)
     finally:
         for service in services.values():
             if service.process is not None and service.process.poll() is None:
                 service.kill()
+        collector.stop()

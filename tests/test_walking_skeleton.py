@@ -121,11 +121,21 @@ async def test_a_detractor_answer_reaches_slack_and_hubspot_exactly_once(platfor
         assert any(line.get("msg") == message and line.get("trace_id") == TRACE_ID for line in lines), (
             f"{service}: no {message!r} line with trace {TRACE_ID}")
 
-    # Every service drains and exits cleanly on SIGTERM.
+    # Every service drains and exits cleanly on SIGTERM (and flushes its spans).
     for name, service in platform.services.items():
         started = time.monotonic()
         assert service.terminate(timeout=25) == 0, f"{name} exited badly:\n{service.tail()}"
         assert time.monotonic() - started < 25
+
+    # The same trace was exported over OTLP as spans by all four services.
+    spans = {(s.service, s.name) for s in platform.collector.spans if s.trace_id == TRACE_ID}
+    for expected in (("pulse-ingest", "ingest.submit_response"), ("pulse-scoring", "scoring.apply_batch"),
+                     ("pulse-scoring", "scoring.publish_score_event"), ("pulse-alerts", "alerts.deliver"),
+                     ("pulse-crm-sync", "crm_sync.hubspot.write")):
+        assert expected in spans, f"no span {expected} in trace {TRACE_ID}: {sorted(spans)}"
+    ingest_span = next(s for s in platform.collector.spans if s.name == "ingest.submit_response"
+                       and s.trace_id == TRACE_ID)
+    assert ingest_span.parent_span_id == "00f067aa0ba902b7"  # a child of the caller's span
 
 
 async def eventually_async(read: Callable[[], object], expected: int, timeout: float = 30.0, what: str = "") -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Callable, Sequence
 
 from fastapi import FastAPI
@@ -11,6 +12,7 @@ from pulse_shared.logs import configure_logging
 from pulse_shared.migrations import upgrade_to_head
 from pulse_shared.runtime import Runtime, serve
 from pulse_shared.settings import S, load_settings
+from pulse_shared.tracing import configure_tracing
 
 Command = Callable[[S, argparse.Namespace], int]
 
@@ -40,6 +42,7 @@ def service_main(
     args = parser.parse_args(argv)
     settings = load_settings(settings_class)
     configure_logging(service, settings.log_level)
+    configure_tracing(service, os.environ)  # the OTel SDK's own variables, read once at start
     if args.command == "migrate" and migrations is not None:
         package, schema = migrations
         upgrade_to_head(package, settings.require_database_url(), schema)

@@ -1,17 +1,64 @@
 """W3C trace context carried from the ingest request through Kafka headers to every effect.
 
 The trace id is bound to the log context, so one answer's journey can be followed across services in the
-logs. (OpenTelemetry export builds on the same ``traceparent`` header.)
+logs. When OpenTelemetry export is configured with the standard variables (``OTEL_EXPORTER_OTLP_ENDPOINT``
+or ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``; ``OTEL_SDK_DISABLED=true`` turns it off), :func:`traced` also
+records each unit of work as a span, a child of the propagated ``traceparent``, exported over OTLP/HTTP.
 """
 
 from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from contextvars import ContextVar
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from pulse_shared.logs import bind
+
+_tracer: trace.Tracer | None = None
+_propagator = TraceContextTextMapPropagator()
+
+
+def configure_tracing(service: str, environ: Mapping[str, str]) -> bool:
+    """Export spans over OTLP/HTTP when the standard OTEL_* variables ask for it; return whether it does.
+
+    The exporter reads its endpoint, headers and timeouts from the same variables itself."""
+    global _tracer  # noqa: PLW0603 - one tracer per process, configured once at start-up
+    endpoint = environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    if not endpoint or environ.get("OTEL_SDK_DISABLED", "").lower() == "true":
+        return False
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    resource = Resource.create({"service.name": environ.get("OTEL_SERVICE_NAME") or f"pulse-{service}"})
+    provider = TracerProvider(resource=resource)  # flushes at interpreter exit
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    trace.set_tracer_provider(provider)
+    _tracer = provider.get_tracer("pulse")
+    return True
+
+
+@contextmanager
+def traced(name: str, traceparent: str | None, **attributes: Any) -> Iterator[str]:
+    """Run a unit of work in the trace of ``traceparent`` (or a new one): as an exported span when tracing
+    is configured, else as a new span id in the same trace. Yields the ``traceparent`` of the work."""
+    if _tracer is None:
+        yield continue_trace(traceparent)
+        return
+    carrier = {"traceparent": traceparent} if parse_trace_id(traceparent) else {}
+    with _tracer.start_as_current_span(name, context=_propagator.extract(carrier), attributes=attributes) as span:
+        context = span.get_span_context()
+        value = f"00-{context.trace_id:032x}-{context.span_id:016x}-01"
+        _current.set(value)
+        bind(trace_id=f"{context.trace_id:032x}")
+        yield value
 
 _TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 _current: ContextVar[str | None] = ContextVar("pulse_traceparent", default=None)

@@ -20,7 +20,7 @@ from alerts.domain.message import AlertFacts, render
 from alerts.slack import SlackClient, SlackResult
 from alerts.tables import account_owners, alerts
 from pulse_shared.outbox import claim_due
-from pulse_shared.tracing import continue_trace
+from pulse_shared.tracing import traced
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,11 @@ class AlertDispatcher:
         return bool(rows)
 
     async def _deliver(self, row: Any) -> None:
-        continue_trace(row.traceparent)  # the Slack post continues the trace of the answer
+        # The Slack post continues the trace of the answer that raised the alert.
+        with traced("alerts.deliver", row.traceparent, alert_id=row.alert_id):
+            await self._deliver_traced(row)
+
+    async def _deliver_traced(self, row: Any) -> None:
         facts = AlertFacts.model_validate(row.facts)
         if self._slack is None:
             text, _blocks = render(facts, owner_mention=None)

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from alerts.store import AlertInput, AlertStore
 from pulse_shared.consumer import Record
-from pulse_shared.tracing import continue_trace
+from pulse_shared.tracing import traced
 
 log = logging.getLogger(__name__)
 
@@ -24,8 +24,9 @@ class AlertsHandler:
 
     async def handle(self, tp: TopicPartition, records: Sequence[Record[AlertInput]], next_offset: int) -> None:
         """Apply the batch and its offset atomically."""
-        async with self._engine.begin() as conn:
-            written = await self._store.apply(conn, tp, records, next_offset)
+        parent = records[-1].traceparent if records else None
+        with traced("alerts.record_batch", parent, partition=tp.partition, records=len(records)):
+            async with self._engine.begin() as conn:
+                written = await self._store.apply(conn, tp, records, next_offset)
         if written:
-            continue_trace(records[-1].traceparent)
             log.info("alerts recorded", extra={"alerts": written, "next_offset": next_offset})

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from crm_sync.connectors.base import Connector, PendingWrite, WriteOutcome
 from crm_sync.tables import crm_writes
 from pulse_shared.outbox import claim_due
-from pulse_shared.tracing import continue_trace
+from pulse_shared.tracing import traced
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,8 @@ class WriteDispatcher:
         if not rows:
             return False
         writes = [PendingWrite(r.account_id, r.version, dict(r.properties)) for r in rows]
-        outcome = await self._connector.write(writes)
+        with traced(f"crm_sync.{self._connector.name}.write", rows[0].traceparent, accounts=len(rows)):
+            outcome = await self._connector.write(writes)
         await self._record({r.account_id: r for r in rows}, outcome)
         CRM_WRITES.labels(self._connector.name, "written").inc(len(outcome.written))
         CRM_WRITES.labels(self._connector.name, "retry").inc(len(outcome.retry))
@@ -97,10 +98,10 @@ class WriteDispatcher:
                     )
                 )
         for account_id in sorted(outcome.written):
-            # One line per account, each continuing the trace of the answer that changed its scores.
-            continue_trace(rows[account_id].traceparent)
-            log.info("CRM updated", extra={"connector": name, "account_id": account_id,
-                                           "version": rows[account_id].version})
+            # One line per account, each in the trace of the answer that changed its scores.
+            with traced(f"crm_sync.{name}.written", rows[account_id].traceparent, account_id=account_id):
+                log.info("CRM updated", extra={"connector": name, "account_id": account_id,
+                                               "version": rows[account_id].version})
         if outcome.retry or outcome.failed:
             log.warning("CRM writes not done", extra={"connector": name, "retry": len(outcome.retry),
                                                       "failed": len(outcome.failed)})

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from crm_sync.store import WriteStore
 from pulse_shared.consumer import Record
 from pulse_shared.events import ScoreUpdated
-from pulse_shared.tracing import continue_trace
+from pulse_shared.tracing import traced
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +25,9 @@ class CrmSyncHandler:
 
     async def handle(self, tp: TopicPartition, records: Sequence[Record[ScoreUpdated]], next_offset: int) -> None:
         """Apply the batch and its offset atomically."""
-        async with self._engine.begin() as conn:
-            queued = await self._store.apply(conn, tp, records, next_offset)
+        parent = records[-1].traceparent if records else None
+        with traced("crm_sync.queue_batch", parent, partition=tp.partition, records=len(records)):
+            async with self._engine.begin() as conn:
+                queued = await self._store.apply(conn, tp, records, next_offset)
         if queued:
-            continue_trace(records[-1].traceparent)
             log.info("CRM writes queued", extra={"accounts": queued, "next_offset": next_offset})

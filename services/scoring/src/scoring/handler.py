@@ -9,7 +9,7 @@ from aiokafka import TopicPartition
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pulse_shared.consumer import Record
-from pulse_shared.tracing import continue_trace
+from pulse_shared.tracing import traced
 from scoring.store import ResponseEvent, ResponseStore
 
 log = logging.getLogger(__name__)
@@ -24,10 +24,11 @@ class ScoringHandler:
 
     async def handle(self, tp: TopicPartition, records: Sequence[Record[ResponseEvent]], next_offset: int) -> None:
         """Apply the batch and its offset atomically."""
-        async with self._engine.begin() as conn:
-            outcome = await self._store.apply(conn, tp, records, next_offset)
+        parent = records[-1].traceparent if records else None
+        with traced("scoring.apply_batch", parent, partition=tp.partition, records=len(records)):
+            async with self._engine.begin() as conn:
+                outcome = await self._store.apply(conn, tp, records, next_offset)
         if records and log.isEnabledFor(logging.INFO):
-            continue_trace(records[-1].traceparent)
             log.info(
                 "responses stored and counts updated",
                 extra={"applied": outcome.applied, "skipped": outcome.skipped_already_applied,

@@ -20,7 +20,7 @@ from pulse_shared.events import ScoreSummary, ScoreUpdated, utcnow
 from pulse_shared.metrics import OUTBOX_PENDING
 from pulse_shared.outbox import claim_due
 from pulse_shared.producer import EventProducer
-from pulse_shared.tracing import continue_trace
+from pulse_shared.tracing import traced
 from scoring.domain.metrics import Metric, change
 from scoring.domain.windows import PUBLISHED_WINDOWS, Window, previous, window
 from scoring.queries import Method, account_windows, metrics_of
@@ -80,10 +80,11 @@ class ScorePublisher:
             current_metrics, previous_metrics = metrics_of(hists[2 * i]), metrics_of(hists[2 * i + 1])
             scores.extend(summary(m, previous_metrics[k], name) for k, m in current_metrics.items())
         event = ScoreUpdated(account_id=account_id, version=version, computed_at=now, scores=tuple(scores))
-        continue_trace(state.traceparent)  # the score event continues the trace of the answer that moved it
-        await self._producer.publish(self._topic, account_id, event)
-        await self._mark_published(account_id, version, now)
-        log.info("score event published", extra={"account_id": account_id, "version": version})
+        # The score event continues the trace of the answer that moved the scores.
+        with traced("scoring.publish_score_event", state.traceparent, account_id=account_id):
+            await self._producer.publish(self._topic, account_id, event)
+            await self._mark_published(account_id, version, now)
+            log.info("score event published", extra={"account_id": account_id, "version": version})
 
     async def _mark_published(self, account_id: str, version: int, now: datetime) -> None:
         s = account_state.c

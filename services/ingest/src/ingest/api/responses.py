@@ -13,7 +13,7 @@ from ingest.domain.submission import MAX_BATCH, NotForSurvey, ResponseIn, to_eve
 from ingest.publisher import ResponsePublisher
 from pulse_shared.events import utcnow
 from pulse_shared.producer import PublishFailed
-from pulse_shared.tracing import continue_trace
+from pulse_shared.tracing import traced
 
 log = logging.getLogger(__name__)
 
@@ -61,20 +61,20 @@ async def submit_response(
     """Accept one answer. The same ``response_id`` (or ``Idempotency-Key``) sent again is acknowledged
     again with no second effect; a later submission that changes it is an update of that answer."""
     publisher: ResponsePublisher = request.app.state.publisher
-    continue_trace(traceparent)
-    source = "widget" if who.origin else "api"
-    try:
-        event = to_event(answer, who.survey, now=utcnow(), source=source, idempotency_key=idempotency_key)
-    except NotForSurvey as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from exc
-    try:
-        await publisher.publish(event)
-    except PublishFailed as exc:
-        log.warning("answer not accepted: broker unavailable", extra={"error": str(exc)[:300]})
-        raise _unavailable(publisher) from exc
-    log.info("answer accepted", extra={"response_id": event.response_id, "account_id": event.account_id})
-    response.headers["Location"] = f"/v1/responses/{event.response_id}"
-    return Accepted(response_id=event.response_id)
+    with traced("ingest.submit_response", traceparent):
+        source = "widget" if who.origin else "api"
+        try:
+            event = to_event(answer, who.survey, now=utcnow(), source=source, idempotency_key=idempotency_key)
+        except NotForSurvey as exc:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from exc
+        try:
+            await publisher.publish(event)
+        except PublishFailed as exc:
+            log.warning("answer not accepted: broker unavailable", extra={"error": str(exc)[:300]})
+            raise _unavailable(publisher) from exc
+        log.info("answer accepted", extra={"response_id": event.response_id, "account_id": event.account_id})
+        response.headers["Location"] = f"/v1/responses/{event.response_id}"
+        return Accepted(response_id=event.response_id)
 
 
 class BatchIn(BaseModel):
@@ -113,30 +113,30 @@ async def submit_batch(
     """Accept up to 500 answers at once. Each gets its own result: accepted, rejected with the reason, or
     unavailable (the broker did not take it: send it again). 503 when none could be published."""
     publisher: ResponsePublisher = request.app.state.publisher
-    continue_trace(traceparent)
-    now = utcnow()
-    results: list[ItemResult] = []
-    pending: list[tuple[int, Any]] = []
-    for index, raw in enumerate(batch.responses):
-        try:
-            event = to_event(ResponseIn.model_validate(raw), who.survey, now=now, source="api")
-        except ValidationError as exc:
-            results.append(ItemResult(index=index, status="rejected", reason=exc.errors(include_url=False,
-                                                                                        include_context=False)))
-            continue
-        except NotForSurvey as exc:
-            results.append(ItemResult(index=index, status="rejected", reason=str(exc)))
-            continue
-        results.append(ItemResult(index=index, status="accepted", response_id=event.response_id))
-        pending.append((index, event))
-    outcomes = await publisher.publish_many([e for _, e in pending])
-    for (index, _event), error in zip(pending, outcomes, strict=True):
-        if error is not None:
-            results[index] = ItemResult(index=index, status="unavailable", response_id=results[index].response_id,
-                                        reason="the event log did not take it; send it again")
-    counts = {s: sum(1 for r in results if r.status == s) for s in ("accepted", "rejected", "unavailable")}
-    if counts["unavailable"] and not counts["accepted"]:
-        raise _unavailable(publisher)
-    if counts["unavailable"]:
-        response.headers["Retry-After"] = str(publisher.retry_after_seconds)
-    return BatchResult(results=results, **counts)
+    with traced("ingest.submit_batch", traceparent, answers=len(batch.responses)):
+        now = utcnow()
+        results: list[ItemResult] = []
+        pending: list[tuple[int, Any]] = []
+        for index, raw in enumerate(batch.responses):
+            try:
+                event = to_event(ResponseIn.model_validate(raw), who.survey, now=now, source="api")
+            except ValidationError as exc:
+                results.append(ItemResult(index=index, status="rejected", reason=exc.errors(include_url=False,
+                                                                                            include_context=False)))
+                continue
+            except NotForSurvey as exc:
+                results.append(ItemResult(index=index, status="rejected", reason=str(exc)))
+                continue
+            results.append(ItemResult(index=index, status="accepted", response_id=event.response_id))
+            pending.append((index, event))
+        outcomes = await publisher.publish_many([e for _, e in pending])
+        for (index, _event), error in zip(pending, outcomes, strict=True):
+            if error is not None:
+                results[index] = ItemResult(index=index, status="unavailable", response_id=results[index].response_id,
+                                            reason="the event log did not take it; send it again")
+        counts = {s: sum(1 for r in results if r.status == s) for s in ("accepted", "rejected", "unavailable")}
+        if counts["unavailable"] and not counts["accepted"]:
+            raise _unavailable(publisher)
+        if counts["unavailable"]:
+            response.headers["Retry-After"] = str(publisher.retry_after_seconds)
+        return BatchResult(results=results, **counts)

@@ -22,7 +22,7 @@ from ingest.publisher import ResponsePublisher
 from ingest.settings import IngestSettings
 from pulse_shared.producer import PublishFailed
 from pulse_shared.topics import partition_key
-from pulse_shared.tracing import continue_trace
+from pulse_shared.tracing import traced
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["webhooks"])
@@ -60,35 +60,35 @@ async def receive(source: Annotated[WebhookKind, Path()], request: Request) -> W
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"webhook source {source!r} is not configured")
     body = await request.body()
     headers = {k.lower(): v for k, v in request.headers.items()}
-    continue_trace(headers.get("traceparent"))
-    try:
-        verified = VERIFIERS[source](headers, body, config.secrets, time.time(), settings.webhook_tolerance_seconds)
-    except SignatureRejected as exc:
-        log.warning("webhook refused", extra={"source": source, "reason": exc.reason})
-        raise HTTPException(exc.status, detail=exc.reason) from exc
-    survey = catalog.current.surveys.get(config.survey_id)
-    if survey is None or survey.closed:
-        raise HTTPException(status.HTTP_410_GONE, detail=f"survey {config.survey_id!r} is closed or gone")
-    account_id: str | None = None
-    try:
-        payload = parse_body(source, body, headers.get("content-type", ""))
-        outcome = map_payload(source, payload, config.mapping)
-        event = None if isinstance(outcome, Ignored) else to_event(outcome, survey, source)
-        account_id = event.account_id if event is not None else None
-    except PayloadError as exc:
-        await _keep_raw(publisher, source, body, headers, account_id, verified.delivery_id, problem=exc.reason)
-        raise HTTPException(exc.status, detail=exc.reason) from exc
-    await _keep_raw(publisher, source, body, headers, account_id, verified.delivery_id)
-    if event is None:
-        assert isinstance(outcome, Ignored)
-        return WebhookResult(status="ignored", reason=outcome.reason)
-    try:
-        await publisher.publish(event)
-    except PublishFailed as exc:
-        raise _unavailable(publisher) from exc
-    log.info("webhook answer accepted", extra={"source": source, "response_id": event.response_id,
-                                               "account_id": event.account_id, "update": event.type})
-    return WebhookResult(status="accepted", response_id=event.response_id)
+    with traced("ingest.webhook", headers.get("traceparent"), source=source):
+        try:
+            verified = VERIFIERS[source](headers, body, config.secrets, time.time(), settings.webhook_tolerance_seconds)
+        except SignatureRejected as exc:
+            log.warning("webhook refused", extra={"source": source, "reason": exc.reason})
+            raise HTTPException(exc.status, detail=exc.reason) from exc
+        survey = catalog.current.surveys.get(config.survey_id)
+        if survey is None or survey.closed:
+            raise HTTPException(status.HTTP_410_GONE, detail=f"survey {config.survey_id!r} is closed or gone")
+        account_id: str | None = None
+        try:
+            payload = parse_body(source, body, headers.get("content-type", ""))
+            outcome = map_payload(source, payload, config.mapping)
+            event = None if isinstance(outcome, Ignored) else to_event(outcome, survey, source)
+            account_id = event.account_id if event is not None else None
+        except PayloadError as exc:
+            await _keep_raw(publisher, source, body, headers, account_id, verified.delivery_id, problem=exc.reason)
+            raise HTTPException(exc.status, detail=exc.reason) from exc
+        await _keep_raw(publisher, source, body, headers, account_id, verified.delivery_id)
+        if event is None:
+            assert isinstance(outcome, Ignored)
+            return WebhookResult(status="ignored", reason=outcome.reason)
+        try:
+            await publisher.publish(event)
+        except PublishFailed as exc:
+            raise _unavailable(publisher) from exc
+        log.info("webhook answer accepted", extra={"source": source, "response_id": event.response_id,
+                                                   "account_id": event.account_id, "update": event.type})
+        return WebhookResult(status="accepted", response_id=event.response_id)
 
 
 async def _keep_raw(publisher: ResponsePublisher, source: str, body: bytes, headers: dict[str, str],
