@@ -81,6 +81,7 @@ async def test_three_times_the_key_rate_gets_429_and_another_key_is_unaffected(i
     created = await ingest.client.post("/v1/admin/surveys/product-nps/keys", headers=ADMIN_H,
                                        json={"rate_per_minute": 60})
     limited = created.json()["key"]
+    ingest.app.state.limiter = RateLimiter(clock=lambda: 1000.0)  # time stands still: no refill mid-test
     statuses = []
     for _ in range(30):  # the bucket holds 10 s worth (10 requests); the rest must wait
         r = await ingest.client.post("/v1/responses", json=ANSWER, headers={"X-Pulse-Key": limited})

@@ -6,6 +6,7 @@ import json
 import math
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -86,13 +87,14 @@ class _Bucket:
 class RateLimiter:
     """Token buckets per name (a write key, a client IP), refilled continuously; bounded memory."""
 
-    def __init__(self, *, max_names: int = 100_000) -> None:
+    def __init__(self, *, max_names: int = 100_000, clock: Callable[[], float] = time.monotonic) -> None:
         self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
         self._max = max_names
+        self._clock = clock
 
     def take(self, name: str, per_minute: int, *, now: float | None = None) -> float:
         """Take one token; return 0 when allowed, else the seconds until a token is available."""
-        moment = time.monotonic() if now is None else now
+        moment = self._clock() if now is None else now
         rate = per_minute / 60.0
         burst = max(1.0, per_minute / 6.0)  # ten seconds' worth
         bucket = self._buckets.get(name)
