@@ -34,7 +34,7 @@ from pulse_shared.migrations import upgrade_to_head
 from pulse_shared.offsets import DbOffsetStore
 from pulse_shared.producer import EventProducer
 from pulse_shared.topics import Topics, partition_key
-from scoring.handler import ScoringHandler
+from pulse_shared.transactional import TransactionalHandler
 from scoring.main import build_app, decode_response
 from scoring.settings import ScoringSettings
 from scoring.store import ResponseStore
@@ -104,7 +104,9 @@ async def fold_rate(settings: ScoringSettings, n: int) -> float:
     await producer.start()
     runner = ConsumerRunner(
         settings, RunnerConfig(group_id="bench-scoring", topics=(settings.topics.responses,)),
-        decoder=decode_response, handler=ScoringHandler(engine, ResponseStore("bench-scoring", settings.segments)),
+        decoder=decode_response,
+        handler=TransactionalHandler(engine, consumer_offsets, "bench-scoring", ResponseStore(settings.segments).apply,
+                                     name="scoring.apply_batch", message="stored"),
         producer=producer, offset_store=DbOffsetStore(engine, consumer_offsets),
     )
     stop = asyncio.Event()
@@ -131,7 +133,8 @@ async def fold_rate(settings: ScoringSettings, n: int) -> float:
 async def load_stored(database_url: str, total: int) -> None:
     """Store ``total`` answers through the same write path (without the broker, to save time)."""
     engine = create_engine(database_url, pool_size=2)
-    store = ResponseStore("bulk", ("plan", "region"))
+    handler = TransactionalHandler(engine, consumer_offsets, "bulk", ResponseStore(("plan", "region")).apply,
+                                   name="scoring.apply_batch", message="stored")
     from pulse_shared.consumer import Record
 
     batch = 5000
@@ -139,8 +142,7 @@ async def load_stored(database_url: str, total: int) -> None:
         for start in range(0, total, batch):
             chunk = answers(min(batch, total - start), seed=start, prefix="bulk")
             records = [Record("bulk", 0, start + i, None, e, (), 0) for i, e in enumerate(chunk)]
-            async with engine.begin() as conn:
-                await store.apply(conn, TopicPartition("bulk", 0), records, start + len(chunk))
+            await handler.handle(TopicPartition("bulk", 0), records, start + len(chunk))
     finally:
         await engine.dispose()
 

@@ -16,12 +16,13 @@ from alerts.dispatcher import AlertDispatcher
 from alerts.domain.message import AlertFacts, escape, render
 from alerts.slack import SlackClient
 from alerts.store import AlertInput, AlertStore
-from alerts.tables import SCHEMA, alerts
+from alerts.tables import SCHEMA, alerts, consumer_offsets
 from pulse_shared.consumer import Record
 from pulse_shared.db import create_engine
 from pulse_shared.events import AccountOwnerChanged, ResponseSubmitted
 from pulse_shared.migrations import upgrade_to_head
 from pulse_shared.testing.fake_slack import FakeSlack
+from pulse_shared.transactional import TransactionalHandler
 
 NOW = datetime.now(UTC)
 TP = TopicPartition("responses", 0)
@@ -38,14 +39,14 @@ def answer(rid: str, score: int, *, comment: str | None = None, survey: str = "n
 class Harness:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
-        self.store = AlertStore("alerts")
+        self.handler = TransactionalHandler(engine, consumer_offsets, "alerts", AlertStore().apply, name="t",
+                                            message="alerts recorded")
         self.offset = 0
 
     async def feed(self, *events: AlertInput) -> None:
         records = [Record("responses", 0, self.offset + i, b"acme", e, (), 0) for i, e in enumerate(events)]
         self.offset += len(events)
-        async with self.engine.begin() as conn:
-            await self.store.apply(conn, TP, records, self.offset)
+        await self.handler.handle(TP, records, self.offset)
 
     async def rows(self) -> list[object]:
         async with self.engine.connect() as conn:

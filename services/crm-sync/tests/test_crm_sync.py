@@ -15,12 +15,13 @@ from crm_sync.connectors.hubspot import HubSpotConnector
 from crm_sync.dispatcher import WriteDispatcher
 from crm_sync.domain.properties import property_defs, score_properties
 from crm_sync.store import WriteStore
-from crm_sync.tables import SCHEMA, crm_writes
+from crm_sync.tables import SCHEMA, consumer_offsets, crm_writes
 from pulse_shared.consumer import Record
 from pulse_shared.db import create_engine
 from pulse_shared.events import ScoreSummary, ScoreUpdated
 from pulse_shared.migrations import upgrade_to_head
 from pulse_shared.testing.fake_hubspot import FakeHubSpot
+from pulse_shared.transactional import TransactionalHandler
 
 TP = TopicPartition("scores", 0)
 
@@ -49,14 +50,14 @@ def test_properties_carry_value_sample_size_and_interval() -> None:
 class Harness:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
-        self.store = WriteStore("crm", ["hubspot"])
+        self.handler = TransactionalHandler(engine, consumer_offsets, "crm", WriteStore(["hubspot"]).apply, name="t",
+                                            message="CRM writes queued")
         self.offset = 0
 
     async def feed(self, *events: ScoreUpdated) -> None:
         records = [Record("scores", 0, self.offset + i, e.account_id.encode(), e, (), 0) for i, e in enumerate(events)]
         self.offset += len(events)
-        async with self.engine.begin() as conn:
-            await self.store.apply(conn, TP, records, self.offset)
+        await self.handler.handle(TP, records, self.offset)
 
 
 @pytest.fixture

@@ -14,10 +14,11 @@ from pulse_shared.consumer import Record
 from pulse_shared.db import create_engine
 from pulse_shared.events import ResponseSubmitted
 from pulse_shared.migrations import upgrade_to_head
+from pulse_shared.transactional import TransactionalHandler
 from scoring.main import build_app
 from scoring.settings import ScoringSettings
 from scoring.store import ResponseEvent, ResponseStore
-from scoring.tables import SCHEMA
+from scoring.tables import SCHEMA, consumer_offsets
 
 NOW = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0)
 
@@ -47,10 +48,10 @@ async def api(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
     events.append(answer("c-1", 5, survey="csat", days_ago=2))
     events.append(answer("other-1", 3, account="globex", days_ago=3, plan="free"))
     engine = create_engine(database_url, pool_size=2)
-    store = ResponseStore("scoring", ["plan"])
-    async with engine.begin() as conn:
-        records = [Record("r", 0, i, b"k", e, (), 0) for i, e in enumerate(events)]
-        await store.apply(conn, TopicPartition("r", 0), records, len(records))
+    handler = TransactionalHandler(engine, consumer_offsets, "scoring", ResponseStore(["plan"]).apply, name="t",
+                                   message="stored")
+    records = [Record("r", 0, i, b"k", e, (), 0) for i, e in enumerate(events)]
+    await handler.handle(TopicPartition("r", 0), records, len(records))
     await engine.dispose()
     app, _ = build_app(ScoringSettings(database_url=database_url, segment_properties="plan"))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://scoring") as client:

@@ -19,6 +19,7 @@ from pulse_shared.consumer import Record
 from pulse_shared.db import create_engine
 from pulse_shared.events import RespondentErased, ResponseSubmitted, ResponseUpdated
 from pulse_shared.migrations import upgrade_to_head
+from pulse_shared.transactional import TransactionalHandler
 from scoring.rebuild import rebuild, reset_offsets
 from scoring.store import ResponseEvent, ResponseStore
 from scoring.tables import SCHEMA, consumer_offsets, daily_counts
@@ -57,14 +58,14 @@ async def engine(migrated_url: str) -> AsyncIterator[AsyncEngine]:
 
 
 async def apply_in_batches(engine: AsyncEngine, events: list[ResponseEvent], rng: random.Random) -> None:
-    store = ResponseStore("scoring", SEGMENTS)
+    handler = TransactionalHandler(engine, consumer_offsets, "scoring", ResponseStore(SEGMENTS).apply, name="t",
+                                   message="stored")
     offset = 0
     while offset < len(events):
         size = rng.randint(1, 6)
         batch = events[offset : offset + size]
         records = [Record("r", 0, offset + i, b"k", e, (), 0) for i, e in enumerate(batch)]
-        async with engine.begin() as conn:
-            await store.apply(conn, TopicPartition("r", 0), records, offset + len(batch))
+        await handler.handle(TopicPartition("r", 0), records, offset + len(batch))
         offset += len(batch)
 
 

@@ -15,10 +15,11 @@ from pulse_shared.consumer import Record
 from pulse_shared.db import create_engine
 from pulse_shared.events import RespondentErased, ResponseSubmitted
 from pulse_shared.migrations import upgrade_to_head
+from pulse_shared.transactional import TransactionalHandler
 from scoring.domain.windows import rolling
 from scoring.queries import account_windows, metrics_of
 from scoring.store import ResponseEvent, ResponseStore
-from scoring.tables import SCHEMA, account_state, responses
+from scoring.tables import SCHEMA, account_state, consumer_offsets, responses
 
 TP = TopicPartition("responses", 0)
 NOW = datetime.now(UTC)
@@ -46,9 +47,9 @@ def records(events: list[ResponseEvent], start: int = 0) -> list[Record[Response
 
 
 async def apply(engine: AsyncEngine, events: list[ResponseEvent], start: int = 0) -> None:
-    store = ResponseStore("scoring", ["plan"])
-    async with engine.begin() as conn:
-        await store.apply(conn, TP, records(events, start), start + len(events))
+    handler = TransactionalHandler(engine, consumer_offsets, "scoring", ResponseStore(["plan"]).apply, name="t",
+                                   message="stored")
+    await handler.handle(TP, records(events, start), start + len(events))
 
 
 async def nps_of(engine: AsyncEngine, account: str = "acme") -> tuple[int, float | None, dict[str, int]]:

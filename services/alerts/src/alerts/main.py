@@ -11,7 +11,6 @@ from aiokafka import ConsumerRecord
 from fastapi import FastAPI
 
 from alerts.dispatcher import AlertDispatcher
-from alerts.handler import AlertsHandler
 from alerts.settings import AlertsSettings
 from alerts.slack import SlackClient
 from alerts.store import AlertInput, AlertStore
@@ -24,6 +23,7 @@ from pulse_shared.loops import run_until_stopped
 from pulse_shared.offsets import DbOffsetStore
 from pulse_shared.producer import EventProducer
 from pulse_shared.runtime import Runtime, Worker
+from pulse_shared.transactional import TransactionalHandler
 
 
 def build_app(settings: AlertsSettings) -> tuple[FastAPI, Runtime]:
@@ -44,7 +44,8 @@ def build_app(settings: AlertsSettings) -> tuple[FastAPI, Runtime]:
             settings, group_id=settings.consumer_group, topics=(settings.topics.responses, owners_topic)
         ),
         decoder=decode_input,
-        handler=AlertsHandler(engine, AlertStore(settings.consumer_group)),
+        handler=TransactionalHandler(engine, consumer_offsets, settings.consumer_group, AlertStore().apply,
+                                     name="alerts.record_batch", message="alerts recorded"),
         producer=producer,
         offset_store=DbOffsetStore(engine, consumer_offsets),
     )

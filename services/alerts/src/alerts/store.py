@@ -1,21 +1,19 @@
-"""Turns response and owner events into alert rows and owner rows, with the offset, in one transaction."""
+"""Turns response and owner events into alert rows (the delivery outbox) and account-owner rows."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
-from aiokafka import TopicPartition
 from sqlalchemy import case, func
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from alerts.domain.message import AlertFacts
 from alerts.domain.rules import triggered_rules
-from alerts.tables import account_owners, alerts, consumer_offsets
+from alerts.tables import account_owners, alerts
 from pulse_shared.consumer import Record
 from pulse_shared.events import AccountOwnerChanged, RespondentErased, ResponseSubmitted, ResponseUpdated
-from pulse_shared.offsets import lock_offset, store_offset
 
 AlertInput = ResponseSubmitted | ResponseUpdated | RespondentErased | AccountOwnerChanged
 
@@ -26,24 +24,14 @@ def alert_id(rule: str, account_id: str, response_id: str) -> str:
 
 
 class AlertStore:
-    """Alerts' write path from the topics."""
+    """Alerts' write path from the topics (run inside a TransactionalHandler's transaction)."""
 
-    def __init__(self, group: str) -> None:
-        self._group = group
-
-    async def apply(
-        self, conn: AsyncConnection, tp: TopicPartition, records: Sequence[Record[AlertInput]], next_offset: int
-    ) -> int:
-        """Record alerts and owners for ``records``; return how many alert rows were written."""
-        stored = await lock_offset(conn, consumer_offsets, self._group, tp)
-        if stored is not None and next_offset <= stored:
-            return 0
+    async def apply(self, conn: AsyncConnection, records: Sequence[Record[AlertInput]]) -> dict[str, Any] | None:
+        """Record alerts and owners for ``records``; return what to log when alerts were written."""
         rows: dict[str, dict[str, Any]] = {}
         owners: dict[str, AccountOwnerChanged] = {}
         erasures: list[RespondentErased] = []
         for record in records:
-            if stored is not None and record.offset < stored:
-                continue
             event = record.value
             if isinstance(event, AccountOwnerChanged):
                 owners[event.account_id] = event
@@ -63,8 +51,7 @@ class AlertStore:
             await self._upsert_owners(conn, list(owners.values()))
         for erasure in erasures:
             await self._erase(conn, erasure)
-        await store_offset(conn, consumer_offsets, self._group, tp, next_offset)
-        return len(rows)
+        return {"alerts": len(rows)} if rows else None
 
     async def _upsert_alerts(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
         stmt = insert(alerts).values(rows)

@@ -14,7 +14,6 @@ from crm_sync.connectors.base import Connector
 from crm_sync.connectors.hubspot import HubSpotConnector
 from crm_sync.connectors.logonly import LogConnector
 from crm_sync.dispatcher import WriteDispatcher
-from crm_sync.handler import CrmSyncHandler
 from crm_sync.settings import CrmSyncSettings
 from crm_sync.store import WriteStore
 from crm_sync.tables import consumer_offsets
@@ -26,6 +25,7 @@ from pulse_shared.loops import run_until_stopped
 from pulse_shared.offsets import DbOffsetStore
 from pulse_shared.producer import EventProducer
 from pulse_shared.runtime import Runtime, Worker
+from pulse_shared.transactional import TransactionalHandler
 
 
 def decode_score(message: ConsumerRecord) -> ScoreUpdated:
@@ -55,7 +55,9 @@ def build_app(settings: CrmSyncSettings) -> tuple[FastAPI, Runtime]:
         settings,
         RunnerConfig.from_settings(settings, group_id=settings.consumer_group, topics=(settings.topics.scores,)),
         decoder=decode_score,
-        handler=CrmSyncHandler(engine, WriteStore(settings.consumer_group, [c.name for c in connectors])),
+        handler=TransactionalHandler(engine, consumer_offsets, settings.consumer_group,
+                                     WriteStore([c.name for c in connectors]).apply,
+                                     name="crm_sync.queue_batch", message="CRM writes queued"),
         producer=producer,
         offset_store=DbOffsetStore(engine, consumer_offsets),
     )

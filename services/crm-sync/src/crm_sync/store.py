@@ -1,40 +1,31 @@
-"""Turns score events into pending CRM writes (one row per connector and account), with the offset."""
+"""Turns score events into pending CRM writes: one row per connector and account (the outbox)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-from aiokafka import TopicPartition
 from sqlalchemy import func
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crm_sync.domain.properties import score_properties
-from crm_sync.tables import consumer_offsets, crm_writes
+from crm_sync.tables import crm_writes
 from pulse_shared.consumer import Record
 from pulse_shared.events import ScoreUpdated
-from pulse_shared.offsets import lock_offset, store_offset
 
 
 class WriteStore:
-    """crm-sync's write path from the scores topic."""
+    """crm-sync's write path from the scores topic (run inside a TransactionalHandler's transaction)."""
 
-    def __init__(self, group: str, connectors: Sequence[str]) -> None:
-        self._group = group
+    def __init__(self, connectors: Sequence[str]) -> None:
         self._connectors = tuple(connectors)
 
-    async def apply(
-        self, conn: AsyncConnection, tp: TopicPartition, records: Sequence[Record[ScoreUpdated]], next_offset: int
-    ) -> int:
-        """Queue the newest scores of each account for every connector; return how many accounts."""
-        stored = await lock_offset(conn, consumer_offsets, self._group, tp)
-        if stored is not None and next_offset <= stored:
-            return 0
+    async def apply(self, conn: AsyncConnection, records: Sequence[Record[ScoreUpdated]]) -> dict[str, Any] | None:
+        """Queue the newest scores of each account for every connector; return what to log."""
         latest: dict[str, ScoreUpdated] = {}
         traces: dict[str, str | None] = {}
         for record in records:
-            if stored is not None and record.offset < stored:
-                continue
             event = record.value
             if event.account_id not in latest or event.version > latest[event.account_id].version:
                 latest[event.account_id] = event
@@ -55,5 +46,4 @@ class WriteStore:
                 where=crm_writes.c.version < stmt.excluded.version,
             )
             await conn.execute(stmt)
-        await store_offset(conn, consumer_offsets, self._group, tp, next_offset)
-        return len(latest)
+        return {"accounts": len(latest)} if latest else None

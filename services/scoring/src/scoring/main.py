@@ -18,8 +18,8 @@ from pulse_shared.loops import run_until_stopped
 from pulse_shared.offsets import DbOffsetStore
 from pulse_shared.producer import EventProducer
 from pulse_shared.runtime import Runtime, Worker
+from pulse_shared.transactional import TransactionalHandler
 from scoring.api import responses, scores
-from scoring.handler import ScoringHandler
 from scoring.publisher import ScorePublisher
 from scoring.settings import ScoringSettings
 from scoring.store import ResponseEvent, ResponseStore
@@ -36,12 +36,13 @@ def build_app(settings: ScoringSettings) -> tuple[FastAPI, Runtime]:
     runtime = Runtime("scoring", grace_seconds=settings.shutdown_grace_seconds)
     engine = create_engine(settings.require_database_url(), pool_size=settings.database_pool_size)
     producer = EventProducer(settings, client_id="scoring")
-    store = ResponseStore(settings.consumer_group, settings.segments)
+    store = ResponseStore(settings.segments)
     runner: ConsumerRunner[ResponseEvent] = ConsumerRunner(
         settings,
         RunnerConfig.from_settings(settings, group_id=settings.consumer_group, topics=(settings.topics.responses,)),
         decoder=decode_response,
-        handler=ScoringHandler(engine, store),
+        handler=TransactionalHandler(engine, consumer_offsets, settings.consumer_group, store.apply,
+                                     name="scoring.apply_batch", message="responses stored and counts updated"),
         producer=producer,
         offset_store=DbOffsetStore(engine, consumer_offsets),
     )

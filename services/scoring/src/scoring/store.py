@@ -1,8 +1,6 @@
-"""Applies a batch of response events to PostgreSQL in one transaction, with the consumed offset.
-
-Exactly-once effect: the partition's offset row is locked first and records below the stored offset are
-skipped; each answer's winning revision decides the count changes; counts, responses, the account's
-version (the score-event outbox) and the next offset commit together or not at all.
+"""Applies response events to PostgreSQL: the answers' winning revisions, the count changes, erasures,
+and the account's version (the score-event outbox). It runs inside a TransactionalHandler's transaction,
+which fences re-application by offset and stores the next offset with these effects.
 """
 
 from __future__ import annotations
@@ -10,17 +8,15 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
-from aiokafka import TopicPartition
 from sqlalchemy import tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pulse_shared.consumer import Record
 from pulse_shared.events import RespondentErased, ResponseSubmitted, ResponseUpdated
-from pulse_shared.offsets import lock_offset, store_offset
 from scoring import sql
 from scoring.domain.answers import (
     Answer,
@@ -32,38 +28,22 @@ from scoring.domain.answers import (
     latest_per_response,
     placement,
 )
-from scoring.tables import consumer_offsets, erased_respondents, responses
+from scoring.tables import erased_respondents, responses
 
 ResponseEvent = ResponseSubmitted | ResponseUpdated | RespondentErased
 
 
 
-@dataclass(frozen=True)
-class BatchOutcome:
-    """What one batch changed (for logs and tests)."""
-
-    applied: int
-    skipped_already_applied: int
-    accounts_changed: frozenset[str]
-
-
 class ResponseStore:
-    """Scoring's write path."""
+    """Scoring's write path (run inside the transaction of a TransactionalHandler, with the offset)."""
 
-    def __init__(self, group: str, segment_properties: Sequence[str]) -> None:
-        self._group = group
+    def __init__(self, segment_properties: Sequence[str]) -> None:
         self._segments = tuple(segment_properties)
 
-    async def apply(
-        self, conn: AsyncConnection, tp: TopicPartition, records: Sequence[Record[ResponseEvent]], next_offset: int
-    ) -> BatchOutcome:
-        """Apply ``records`` of one partition and store ``next_offset``, inside the caller's transaction."""
-        stored = await lock_offset(conn, consumer_offsets, self._group, tp)
-        if stored is not None and next_offset <= stored:
-            return BatchOutcome(0, len(records), frozenset())
-        fresh_records = [r for r in records if stored is None or r.offset >= stored]
-        fresh = [r.value for r in fresh_records]
-        traces = {r.value.account_id: r.traceparent for r in fresh_records}
+    async def apply(self, conn: AsyncConnection, records: Sequence[Record[ResponseEvent]]) -> dict[str, Any]:
+        """Apply records not applied before; return what changed (for the log)."""
+        fresh = [r.value for r in records]
+        traces = {r.value.account_id: r.traceparent for r in records}
         erasures = [e for e in fresh if isinstance(e, RespondentErased)]
         answers = [e for e in fresh if not isinstance(e, RespondentErased)]
         changed: set[str] = set()
@@ -73,8 +53,7 @@ class ResponseStore:
             changed |= await self._upsert_answers(conn, answers)
         if changed:
             await self._bump_versions(conn, changed, traces)
-        await store_offset(conn, consumer_offsets, self._group, tp, next_offset)
-        return BatchOutcome(len(fresh), len(records) - len(fresh), frozenset(changed))
+        return {"applied": len(fresh), "accounts": sorted(changed)[:20]}
 
     async def _erase(self, conn: AsyncConnection, erasures: Sequence[RespondentErased]) -> None:
         keys = {(e.account_id, e.respondent_id) for e in erasures}
