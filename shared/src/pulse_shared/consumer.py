@@ -34,6 +34,7 @@ from aiokafka.errors import KafkaError
 from pulse_shared.db import is_transient
 from pulse_shared.events import InvalidEvent
 from pulse_shared.logs import bind, unbind
+from pulse_shared.loops import sleep_or_stop
 from pulse_shared.metrics import (
     CONSUMER_BATCH_SECONDS,
     CONSUMER_LAG,
@@ -45,7 +46,7 @@ from pulse_shared.metrics import (
 )
 from pulse_shared.producer import EventProducer
 from pulse_shared.settings import ServiceSettings
-from pulse_shared.tracing import continue_trace, traceparent_from_headers
+from pulse_shared.tracing import traceparent_from_headers
 
 log = logging.getLogger(__name__)
 
@@ -228,7 +229,7 @@ class ConsumerRunner(Generic[E]):
                 if attempt == self._config.start_attempts:
                     raise
                 log.warning("broker not reachable yet", extra={"attempt": attempt, "error": str(exc)})
-                if await _wait(stop, 1.0):
+                if await sleep_or_stop(stop, 1.0):
                     return False
             else:
                 return True
@@ -338,7 +339,7 @@ class ConsumerRunner(Generic[E]):
                         "transient failure, retrying",
                         extra={"attempt": attempt, "delay_s": round(delay, 3), "error": repr(exc)[:300]},
                     )
-                    if await _wait(stop, delay):
+                    if await sleep_or_stop(stop, delay):
                         self._pause(consumer, tp, first_offset, exc)
                         return False
                 else:
@@ -466,18 +467,4 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
 
 def _names(partitions: Collection[TopicPartition]) -> list[str]:
     return sorted(f"{tp.topic}[{tp.partition}]" for tp in partitions)
-
-
-async def _wait(stop: asyncio.Event, seconds: float) -> bool:
-    """Sleep up to ``seconds``; return True early if ``stop`` was set."""
-    try:
-        await asyncio.wait_for(stop.wait(), timeout=seconds)
-    except TimeoutError:
-        return False
-    return True
-
-
-def trace_from(record: Record[object]) -> None:
-    """Continue the producer's trace for the work done on ``record`` (binds the trace id to logs)."""
-    continue_trace(record.traceparent)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from fastapi import HTTPException, status
+
 from pulse_shared.events import RespondentErased, ResponseSubmitted, ResponseUpdated
 from pulse_shared.producer import EventProducer
 
@@ -23,6 +25,11 @@ class ResponsePublisher:
     async def publish(self, event: ResponseEvent) -> None:
         """Publish and wait for the broker's acknowledgement (raises ``PublishFailed``)."""
         await self.producer.publish(self.topic, event.account_id, event)
+
+    def unavailable(self) -> HTTPException:
+        """The answer to give when the event log did not take an event: 503, retry after a while."""
+        return HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail="the event log is unavailable; retry later",
+                             headers={"Retry-After": str(self.retry_after_seconds)})
 
     async def publish_many(self, events: Sequence[ResponseEvent]) -> list[BaseException | None]:
         """Publish together; per event, None when acknowledged or the error."""

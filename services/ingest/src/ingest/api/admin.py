@@ -163,6 +163,5 @@ async def erase_respondent(
     try:
         await publisher.publish(event)
     except PublishFailed as exc:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail="the event log is unavailable; retry later",
-                            headers={"Retry-After": str(publisher.retry_after_seconds)}) from exc
+        raise publisher.unavailable() from exc
     return ErasureAccepted(respondent_id=respondent_id, account_id=account_id, requested_at=event.occurred_at)

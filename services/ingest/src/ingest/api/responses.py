@@ -44,11 +44,6 @@ REFUSALS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _unavailable(publisher: ResponsePublisher) -> HTTPException:
-    return HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail="the event log is unavailable; retry later",
-                         headers={"Retry-After": str(publisher.retry_after_seconds)})
-
-
 @router.post("/responses", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted, responses=REFUSALS)
 async def submit_response(
     answer: ResponseIn,
@@ -71,7 +66,7 @@ async def submit_response(
             await publisher.publish(event)
         except PublishFailed as exc:
             log.warning("answer not accepted: broker unavailable", extra={"error": str(exc)[:300]})
-            raise _unavailable(publisher) from exc
+            raise publisher.unavailable() from exc
         log.info("answer accepted", extra={"response_id": event.response_id, "account_id": event.account_id})
         response.headers["Location"] = f"/v1/responses/{event.response_id}"
         return Accepted(response_id=event.response_id)
@@ -136,7 +131,7 @@ async def submit_batch(
                                             reason="the event log did not take it; send it again")
         counts = {s: sum(1 for r in results if r.status == s) for s in ("accepted", "rejected", "unavailable")}
         if counts["unavailable"] and not counts["accepted"]:
-            raise _unavailable(publisher)
+            raise publisher.unavailable()
         if counts["unavailable"]:
             response.headers["Retry-After"] = str(publisher.retry_after_seconds)
         return BatchResult(results=results, **counts)

@@ -85,7 +85,7 @@ async def receive(source: Annotated[WebhookKind, Path()], request: Request) -> W
         try:
             await publisher.publish(event)
         except PublishFailed as exc:
-            raise _unavailable(publisher) from exc
+            raise publisher.unavailable() from exc
         log.info("webhook answer accepted", extra={"source": source, "response_id": event.response_id,
                                                    "account_id": event.account_id, "update": event.type})
         return WebhookResult(status="accepted", response_id=event.response_id)
@@ -103,9 +103,4 @@ async def _keep_raw(publisher: ResponsePublisher, source: str, body: bytes, head
     try:
         await publisher.producer.send(publisher.raw_topic, key=key, value=body, headers=meta)
     except PublishFailed as exc:
-        raise _unavailable(publisher) from exc
-
-
-def _unavailable(publisher: ResponsePublisher) -> HTTPException:
-    return HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail="the event log is unavailable; retry later",
-                         headers={"Retry-After": str(publisher.retry_after_seconds)})
+        raise publisher.unavailable() from exc
