@@ -33,6 +33,7 @@ from pulse_shared.localinfra import Broker, EmbeddedPostgres, create_topics, ens
 from pulse_shared.migrations import upgrade_to_head
 from pulse_shared.offsets import DbOffsetStore
 from pulse_shared.producer import EventProducer
+from pulse_shared.runtime import tune_gc
 from pulse_shared.topics import Topics, partition_key
 from pulse_shared.transactional import TransactionalHandler
 from scoring.main import build_app, decode_response
@@ -185,6 +186,8 @@ async def main() -> None:
     try:
         stream = answers(args.answers, seed=1, prefix="live", live=True)
         await produce(bootstrap, topics.responses, stream)
+        del stream  # the service does not hold the stream in memory; holding it would only slow its GC
+        tune_gc()  # as the service does when it starts
         raw = await raw_consume_rate(bootstrap, topics.responses, args.answers)
         folded = await fold_rate(settings, args.answers)
         print(f"fold a live stream into durable aggregates: {folded:10,.0f} answers/s   "

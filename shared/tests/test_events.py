@@ -88,3 +88,14 @@ def test_nul_characters_are_refused_anywhere_so_they_never_poison_a_consumer() -
         decode(RESPONSE_EVENTS, json.dumps(submitted(comment="bad\x00byte")).encode())
     with pytest.raises(InvalidEvent, match="NUL"):
         decode(RESPONSE_EVENTS, json.dumps(submitted(properties={"k\x00": "v"})).encode())
+    with pytest.raises(InvalidEvent, match="control character"):  # a raw NUL byte is not JSON at all
+        decode(RESPONSE_EVENTS, json.dumps(submitted(comment="x")).encode().replace(b'"x"', b'"a\x00b"'))
+    with pytest.raises(ValidationError, match="NUL"):  # events built in code are walked too
+        ResponseSubmitted(**{**submitted(), "respondent_id": "u\x00"})
+
+
+def test_text_that_merely_looks_like_a_nul_escape_is_kept() -> None:
+    """The fast path skips the walk only when no NUL can be there; a literal backslash-u0000 is text."""
+    event = decode(RESPONSE_EVENTS, json.dumps(submitted(comment="C:\\u0000 is not a NUL")).encode())
+    assert isinstance(event, ResponseSubmitted)
+    assert event.comment == "C:\\u0000 is not a NUL"

@@ -110,7 +110,7 @@ class RunnerConfig:
 
     group_id: str
     topics: tuple[str, ...]
-    max_batch: int = 2000
+    max_batch: int = 6000
     poll_timeout_ms: int = 200
     commit_interval_seconds: float = 1.0
     retry_initial_seconds: float = 0.2

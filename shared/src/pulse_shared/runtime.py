@@ -9,6 +9,7 @@ and makes it exit non-zero, so the orchestrator restarts it rather than leaving 
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -101,8 +102,21 @@ def _after_drain(signum: int, _frame: object) -> None:
     log.info("signal received after drain", extra={"signal": signal.Signals(signum).name})
 
 
+def tune_gc() -> None:
+    """Move what start-up allocated out of the collector's sight and collect young objects less often.
+
+    The services allocate many short-lived objects per batch or request; with the default thresholds the
+    cyclic collector ran every 700 allocations and, now and then, walked every long-lived object (a tenth
+    of the scoring consumer's time in its benchmark). Reference counting still frees nearly everything.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
+
+
 def serve(app: FastAPI, runtime: Runtime, *, host: str, port: int) -> int:
     """Run the service until SIGTERM/SIGINT (or a worker's death); return the process exit code."""
+    tune_gc()
     config = uvicorn.Config(
         app,
         host=host,

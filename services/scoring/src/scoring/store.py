@@ -5,12 +5,12 @@ which fences re-application by offset and stores the next offset with these effe
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
+from pydantic_core import to_json
 from sqlalchemy import tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -114,7 +114,7 @@ class ResponseStore:
         if not upserts:
             await _apply_deltas(conn, count_deltas(changes))
             return {m["a"] for m in time_moves}
-        await conn.execute(sql.UPSERT_RESPONSES, {c: [row[c] for row in upserts] for c in sql.RESPONSE_COLUMNS})
+        await conn.execute(sql.UPSERT_RESPONSES, {"rows": to_json(upserts).decode()})
         await _apply_deltas(conn, count_deltas(changes))
         return {row["account_id"] for row in upserts} | {m["a"] for m in time_moves}
 
@@ -129,10 +129,8 @@ async def _apply_deltas(conn: AsyncConnection, deltas: Counter[BucketKey]) -> No
                                 (sql.ADD_COUNTS, [(k, v) for k, v in deltas.items() if v > 0])):
         if not selected:
             continue
-        selected.sort()
-        params: dict[str, list[Any]] = {c: [k[i] for k, _ in selected] for i, c in enumerate(sql.BUCKET_COLUMNS)}
-        params["n"] = [n for _, n in selected]
-        await conn.execute(statement, params)
+        selected.sort()  # one lock order for every transaction: no deadlocks between partitions
+        await conn.execute(statement, {"deltas": to_json([(*k, n) for k, n in selected]).decode()})
 
 
 def _stored_placement(row: Any) -> Placement:
@@ -159,8 +157,8 @@ def _row(answer: Answer, revision: Revision, place: Placement, *, erased: bool) 
         "comment": None if erased else answer.comment,
         "respondent_id": None if erased else answer.respondent_id,
         "respondent_email": None if erased else answer.respondent_email,
-        "properties": json.dumps(answer.properties),
-        "segments": json.dumps([list(s) for s in place.segments]),
+        "properties": answer.properties,
+        "segments": place.segments,
         "submitted_at": answer.submitted_at,
         "day": place.day,
         "revised_at": revision.revised_at,
