@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import pytest
 from aiokafka import TopicPartition
@@ -74,3 +75,46 @@ async def test_the_offset_row_fences_a_second_member_applying_the_same_batch(eng
     assert await store.load("g", [tp, TopicPartition("responses", 1)]) == {tp: 10}
     await store.reset("g", tp, 0)
     assert await store.load("g", [tp]) == {tp: 0}
+
+
+async def test_publish_many_puts_each_account_on_the_partition_a_single_send_uses(kafka_bootstrap: str) -> None:
+    """Batched publishing must not reorder an account's events against single sends: same partition, in
+    the order given, with the event-type header."""
+    from aiokafka import AIOKafkaConsumer
+
+    from pulse_shared.events import ResponseSubmitted
+
+    topic = f"many-{time.monotonic_ns()}"
+    await create_topics(kafka_bootstrap, [topic], partitions=3)
+    settings = ServiceSettings(kafka_bootstrap_servers=kafka_bootstrap, kafka_enable_idempotence=False)
+    producer = EventProducer(settings, client_id="test")
+    await producer.start()
+
+    def answer(i: int) -> ResponseSubmitted:
+        return ResponseSubmitted(response_id=f"r{i}", account_id=f"acct-{i % 13}", survey_type="nps", score=i % 11,
+                                 scale_min=0, scale_max=10, comment="x" * (i % 300),
+                                 submitted_at=now, revised_at=now)
+
+    now = datetime.now(UTC)
+
+    try:
+        singles = {f"acct-{i}": (await producer.publish(topic, f"acct-{i}", answer(i))).partition for i in range(13)}
+        many = [answer(i) for i in range(13, 1013)]  # several record batches per partition
+        assert await producer.publish_many(topic, [(e.account_id, e) for e in many]) == [None] * len(many)
+    finally:
+        await producer.stop()
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest")
+    await consumer.start()
+    seen: dict[str, list[tuple[int, str]]] = {}
+    try:
+        while sum(len(v) for v in seen.values()) < 1013:
+            for tp, messages in (await consumer.getmany(timeout_ms=1000)).items():
+                for m in messages:
+                    assert dict(m.headers)["event-type"] == b"response.submitted.v1"
+                    seen.setdefault(m.key.decode(), []).append((tp.partition, m.value.decode()))
+    finally:
+        await consumer.stop()
+    for account, placed in seen.items():
+        assert {p for p, _ in placed} == {singles[account]}, account
+        ids = [int(value.split('"response_id":"r')[1].split('"')[0]) for _, value in placed]
+        assert ids == sorted(ids), account  # in the order given

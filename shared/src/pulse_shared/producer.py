@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
+from aiokafka.partitioner import murmur2
 from aiokafka.structs import RecordMetadata
 
 from pulse_shared.events import Event, encode
@@ -85,10 +87,8 @@ class EventProducer:
         if self._producer is None:
             raise PublishFailed("producer not started")
         try:
-            metadata = await asyncio.wait_for(
-                self._producer.send_and_wait(topic, value=value, key=key, headers=list(headers)),
-                timeout=self._timeout,
-            )
+            async with asyncio.timeout(self._timeout):  # no extra task per message, unlike wait_for
+                metadata = await self._producer.send_and_wait(topic, value=value, key=key, headers=list(headers))
         except (TimeoutError, KafkaError) as exc:
             EVENTS_PRODUCED.labels(topic, "failed").inc()
             raise PublishFailed(f"broker did not acknowledge within {self._timeout}s: {exc!r}") from exc
@@ -97,32 +97,66 @@ class EventProducer:
 
     async def publish_many(self, topic: str, events: Sequence[tuple[str, Event]]) -> list[BaseException | None]:
         """Publish ``(account_id, event)`` pairs together and wait for every acknowledgement (bounded by the
-        send timeout); return, per event, None when acknowledged or the error that stopped it."""
+        send timeout); return, per event, None when acknowledged or the error that stopped it.
+
+        The events are grouped into record batches per partition, chosen exactly as a single send chooses
+        it (murmur2 of the key over the topic's partitions), so an account's events stay in order on one
+        partition; a batch is acknowledged or failed as a whole. A send per event cost ~60 us of Python
+        each; a batch append costs a few.
+        """
         if self._producer is None:
             return [PublishFailed("producer not started")] * len(events)
-        producer = self._producer
-        traceparent = current_traceparent()
-
-        async def one(account_id: str, event: Event) -> None:
-            headers = [("event-type", _event_type(event).encode())]
-            if traceparent:
-                headers.append(("traceparent", traceparent.encode()))
-            acked = await producer.send(topic, value=encode(event), key=partition_key(account_id), headers=headers)
-            await acked
-
+        outcomes: list[BaseException | None] = [None] * len(events)
         try:
-            results = await asyncio.wait_for(
-                asyncio.gather(*(one(a, e) for a, e in events), return_exceptions=True), timeout=self._timeout
-            )
-        except TimeoutError as exc:
+            async with asyncio.timeout(self._timeout):
+                sent = await self._send_batches(self._producer, topic, events, outcomes)
+                results = await asyncio.gather(*(future for _, future in sent), return_exceptions=True)
+        except (TimeoutError, KafkaError) as exc:
             EVENTS_PRODUCED.labels(topic, "failed").inc(len(events))
             return [PublishFailed(f"broker did not acknowledge within {self._timeout}s: {exc!r}")] * len(events)
-        outcomes: list[BaseException | None] = [r if isinstance(r, BaseException) else None for r in results]
+        for (members, _), result in zip(sent, results, strict=True):
+            if isinstance(result, BaseException):
+                for index in members:
+                    outcomes[index] = result
         failed = sum(1 for r in outcomes if r is not None)
         EVENTS_PRODUCED.labels(topic, "acked").inc(len(events) - failed)
         if failed:
             EVENTS_PRODUCED.labels(topic, "failed").inc(failed)
         return outcomes
+
+    @staticmethod
+    async def _send_batches(
+        producer: AIOKafkaProducer, topic: str, events: Sequence[tuple[str, Event]],
+        outcomes: list[BaseException | None],
+    ) -> list[tuple[list[int], asyncio.Future[Any]]]:
+        """Queue the events as record batches per partition; return each batch's members and its future."""
+        extra: list[tuple[str, bytes]] = []
+        traceparent = current_traceparent()
+        if traceparent:
+            extra.append(("traceparent", traceparent.encode()))
+        partitions = sorted(await producer.partitions_for(topic))
+        keys = [partition_key(account_id) for account_id, _ in events]
+        by_partition: dict[int, list[int]] = {}
+        for index, key in enumerate(keys):  # as the default partitioner of a single send chooses
+            by_partition.setdefault(partitions[(murmur2(key) & 0x7FFFFFFF) % len(partitions)], []).append(index)
+        sent: list[tuple[list[int], asyncio.Future[Any]]] = []
+        for partition, indexes in by_partition.items():
+            batch, members = producer.create_batch(), list[int]()
+            for index in indexes:
+                event = events[index][1]
+                record = {"timestamp": None, "key": keys[index], "value": encode(event),
+                          "headers": [("event-type", _event_type(event).encode()), *extra]}
+                if batch.append(**record) is None:  # full: send it and start the next one
+                    if members:
+                        sent.append((members, await producer.send_batch(batch, topic, partition=partition)))
+                    batch, members = producer.create_batch(), []
+                    if batch.append(**record) is None:
+                        outcomes[index] = PublishFailed("event larger than a record batch")
+                        continue
+                members.append(index)
+            if members:
+                sent.append((members, await producer.send_batch(batch, topic, partition=partition)))
+        return sent
 
     async def publish(self, topic: str, account_id: str, event: Event) -> RecordMetadata:
         """Publish an event keyed by its account, with its type and the current trace in headers."""

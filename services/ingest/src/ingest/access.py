@@ -46,15 +46,12 @@ def resolve_key(request: Request, header_key: str | None, query_key: str | None)
     return key, survey
 
 
-async def submitter(
-    request: Request,
-    response: Response,
-    x_pulse_key: Annotated[str | None, Header(description=KEY_HELP, max_length=100)] = None,
-    key: Annotated[str | None, Query(description=KEY_HELP, max_length=100)] = None,
-    origin: Annotated[str | None, Header(include_in_schema=False)] = None,
-) -> Submitter:
-    """Dependency: authorise the caller or answer 401/403/410/429."""
-    write_key, survey = resolve_key(request, x_pulse_key, key)
+def authorize(request: Request, response: Response) -> Submitter:
+    """Authorise the caller from its key (``X-Pulse-Key`` header or ``key`` query parameter), origin, survey
+    and rate limits, or raise the 401/403/410/429 that says why not."""
+    headers = request.headers
+    origin = headers.get("origin")
+    write_key, survey = resolve_key(request, headers.get("x-pulse-key"), request.query_params.get("key"))
     if not origin_allowed(origin, write_key.allowed_origins):
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail=f"origin {origin!r} is not allowed for this key",
                             headers={"Vary": "Origin"})
@@ -71,6 +68,16 @@ async def submitter(
                                 headers={"Retry-After": retry_after(wait), **_cors_headers(origin)})
     cors(response, origin)
     return Submitter(write_key, survey, origin)
+
+
+async def submitter(
+    request: Request,
+    response: Response,
+    x_pulse_key: Annotated[str | None, Header(description=KEY_HELP, max_length=100)] = None,
+    key: Annotated[str | None, Query(description=KEY_HELP, max_length=100)] = None,
+) -> Submitter:
+    """Dependency: :func:`authorize` (the parameters are declared for the OpenAPI document)."""
+    return authorize(request, response)
 
 
 def _cors_headers(origin: str | None) -> dict[str, str]:

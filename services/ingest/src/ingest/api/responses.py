@@ -5,13 +5,15 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, HTTPException, Request, Response, status
-from pydantic import BaseModel, Field, ValidationError
+from fastapi import APIRouter, HTTPException, Request, Response, status
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+from pydantic_core import to_json
 
-from ingest.access import SubmitterDep
-from ingest.domain.submission import MAX_BATCH, NotForSurvey, ResponseIn, to_event
+from ingest.access import KEY_HELP, authorize
+from ingest.api.requests import documented, header, json_body, parameter, validation_error
+from ingest.domain.submission import MAX_BATCH, NotForSurvey, ResponseIn, to_event, validate_answers
 from ingest.publisher import ResponsePublisher
-from pulse_shared.events import utcnow
+from pulse_shared.events import NUL_CHECKED, ResponseSubmitted, nul_free_json, utcnow
 from pulse_shared.producer import PublishFailed
 from pulse_shared.tracing import traced
 
@@ -44,19 +46,28 @@ REFUSALS: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.post("/responses", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted, responses=REFUSALS)
-async def submit_response(
-    answer: ResponseIn,
-    who: SubmitterDep,
-    request: Request,
-    response: Response,
-    idempotency_key: Annotated[str | None, Header(min_length=1, max_length=255)] = None,
-    traceparent: Annotated[str | None, Header(include_in_schema=False)] = None,
-) -> Accepted:
+KEY_PARAMETERS = (
+    parameter("x-pulse-key", "header", KEY_HELP, maxLength=100),
+    parameter("key", "query", KEY_HELP, maxLength=100),
+)
+IdempotencyKey = TypeAdapter(Annotated[str, Field(min_length=1, max_length=255)])
+ANSWER = TypeAdapter(ResponseIn)
+
+
+@router.post(
+    "/responses", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted, responses=REFUSALS,
+    openapi_extra=documented(ResponseIn, *KEY_PARAMETERS, parameter(
+        "idempotency-key", "header", "Stands for response_id when the answer has none: a retry with the same "
+        "key is the same answer.", minLength=1, maxLength=255)),
+)
+async def submit_response(request: Request, response: Response) -> Accepted:
     """Accept one answer. The same ``response_id`` (or ``Idempotency-Key``) sent again is acknowledged
     again with no second effect; a later submission that changes it is an update of that answer."""
+    who = authorize(request, response)
+    answer = await json_body(request, ANSWER)
+    idempotency_key = header(request, "idempotency-key", IdempotencyKey)
     publisher: ResponsePublisher = request.app.state.publisher
-    with traced("ingest.submit_response", traceparent):
+    with traced("ingest.submit_response", request.headers.get("traceparent")):
         source = "widget" if who.origin else "api"
         try:
             event = to_event(answer, who.survey, now=utcnow(), source=source, idempotency_key=idempotency_key)
@@ -96,42 +107,47 @@ class BatchResult(BaseModel):
     results: list[ItemResult]
 
 
+BATCH = TypeAdapter(BatchIn)
+UNAVAILABLE = "the event log did not take it; send it again"
+
+
 @router.post("/responses/batch", response_model=BatchResult, status_code=status.HTTP_202_ACCEPTED,
-             responses=REFUSALS)
-async def submit_batch(
-    batch: BatchIn,
-    who: SubmitterDep,
-    request: Request,
-    response: Response,
-    traceparent: Annotated[str | None, Header(include_in_schema=False)] = None,
-) -> BatchResult:
+             responses=REFUSALS, openapi_extra=documented(BatchIn, *KEY_PARAMETERS))
+async def submit_batch(request: Request, response: Response) -> Response:
     """Accept up to 500 answers at once. Each gets its own result: accepted, rejected with the reason, or
     unavailable (the broker did not take it: send it again). 503 when none could be published."""
+    who = authorize(request, response)
+    body = await request.body()
+    checked = nul_free_json(body)
+    try:
+        batch = BATCH.validate_json(body, context=NUL_CHECKED if checked else None)
+    except ValidationError as exc:
+        raise validation_error(exc, "body") from exc
     publisher: ResponsePublisher = request.app.state.publisher
-    with traced("ingest.submit_batch", traceparent, answers=len(batch.responses)):
+    with traced("ingest.submit_batch", request.headers.get("traceparent"), answers=len(batch.responses)):
         now = utcnow()
-        results: list[ItemResult] = []
-        pending: list[tuple[int, Any]] = []
-        for index, raw in enumerate(batch.responses):
+        results: list[dict[str, Any]] = []
+        pending: list[tuple[int, ResponseSubmitted]] = []
+        for index, answer in enumerate(validate_answers(batch.responses, nul_free=checked)):
+            if isinstance(answer, list):
+                results.append({"index": index, "status": "rejected", "response_id": None, "reason": answer})
+                continue
             try:
-                event = to_event(ResponseIn.model_validate(raw), who.survey, now=now, source="api")
-            except ValidationError as exc:
-                results.append(ItemResult(index=index, status="rejected", reason=exc.errors(include_url=False,
-                                                                                            include_context=False)))
-                continue
+                event = to_event(answer, who.survey, now=now, source="api")
             except NotForSurvey as exc:
-                results.append(ItemResult(index=index, status="rejected", reason=str(exc)))
+                results.append({"index": index, "status": "rejected", "response_id": None, "reason": str(exc)})
                 continue
-            results.append(ItemResult(index=index, status="accepted", response_id=event.response_id))
+            results.append({"index": index, "status": "accepted", "response_id": event.response_id, "reason": None})
             pending.append((index, event))
         outcomes = await publisher.publish_many([e for _, e in pending])
         for (index, _event), error in zip(pending, outcomes, strict=True):
             if error is not None:
-                results[index] = ItemResult(index=index, status="unavailable", response_id=results[index].response_id,
-                                            reason="the event log did not take it; send it again")
-        counts = {s: sum(1 for r in results if r.status == s) for s in ("accepted", "rejected", "unavailable")}
+                results[index].update(status="unavailable", reason=UNAVAILABLE)
+        counts = {s: sum(1 for r in results if r["status"] == s) for s in ("accepted", "rejected", "unavailable")}
         if counts["unavailable"] and not counts["accepted"]:
             raise publisher.unavailable()
         if counts["unavailable"]:
             response.headers["Retry-After"] = str(publisher.retry_after_seconds)
-        return BatchResult(results=results, **counts)
+        # Built here rather than through the response model: 500 item models cost more than the answers.
+        return Response(to_json({**counts, "results": results}), status_code=status.HTTP_202_ACCEPTED,
+                        media_type="application/json", headers=dict(response.headers))

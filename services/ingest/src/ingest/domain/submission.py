@@ -2,18 +2,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from ingest.domain.catalog import Survey
 from pulse_shared.events import (
     MAX_COMMENT_CHARS,
     MAX_PROPERTIES,
+    NUL_CHECKED,
     PropertyValue,
     ResponseSubmitted,
     SurveyType,
+    nul_checked,
     reject_nul,
 )
 
@@ -58,8 +72,9 @@ class ResponseIn(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _no_nul(cls, data: Any) -> Any:
-        reject_nul(data, "answer")
+    def _no_nul(cls, data: Any, info: ValidationInfo) -> Any:
+        if not nul_checked(info):
+            reject_nul(data, "answer")
         return data
 
     @field_validator("properties")
@@ -87,21 +102,47 @@ def to_event(
         raise NotForSurvey(
             f"score {answer.score} is outside the {answer.survey_type.upper()} scale {scale_min}..{scale_max}"
         )
-    return ResponseSubmitted(
-        response_id=answer.response_id or idempotency_key or response_id or _new_id(),
-        account_id=answer.account_id,
-        survey_type=answer.survey_type,
-        score=answer.score,
-        scale_min=scale_min,
-        scale_max=scale_max,
-        comment=answer.comment or None,
-        respondent_id=answer.respondent_id,
-        properties=answer.properties,
-        submitted_at=(answer.submitted_at or now).astimezone(UTC),
-        revised_at=now,
-        source=source,
-        survey_id=survey.survey_id,
-    )
+    given_id = answer.response_id or idempotency_key or response_id
+    reject_nul(given_id, "response_id")
+    # A validated answer and a catalog survey hold no NUL: only the given id above needed the walk.
+    return ResponseSubmitted.model_validate({
+        "response_id": given_id or _new_id(),
+        "account_id": answer.account_id,
+        "survey_type": answer.survey_type,
+        "score": answer.score,
+        "scale_min": scale_min,
+        "scale_max": scale_max,
+        "comment": answer.comment or None,
+        "respondent_id": answer.respondent_id,
+        "properties": answer.properties,
+        "submitted_at": (answer.submitted_at or now).astimezone(UTC),
+        "revised_at": now,
+        "source": source,
+        "survey_id": survey.survey_id,
+    }, context=NUL_CHECKED)
+
+
+#: One answer's problems, each as pydantic reports it (``loc`` within the answer).
+Problems = list[dict[str, Any]]
+ANSWERS: TypeAdapter[list[ResponseIn]] = TypeAdapter(list[ResponseIn])
+
+
+def validate_answers(items: Sequence[dict[str, Any]], *, nul_free: bool) -> list[ResponseIn | Problems]:
+    """Validate a batch's answers in one pass; per item, the answer or its problems.
+
+    Validating the list at once costs a fraction of validating item by item; only when some item fails
+    are the others validated on their own to tell them apart.
+    """
+    context = NUL_CHECKED if nul_free else None
+    try:
+        return list(ANSWERS.validate_python(items, context=context))
+    except ValidationError as exc:
+        failed: dict[int, Problems] = {}
+        for error in exc.errors(include_url=False, include_context=False):
+            index, *where = error["loc"]
+            failed.setdefault(int(index), []).append({**error, "loc": tuple(where)})
+    return [failed[i] if i in failed else ResponseIn.model_validate(item, context=context)
+            for i, item in enumerate(items)]
 
 
 def _new_id() -> str:
