@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -107,17 +107,31 @@ class EventProducer:
         if self._producer is None:
             return [PublishFailed("producer not started")] * len(events)
         outcomes: list[BaseException | None] = [None] * len(events)
+        sent: list[tuple[list[int], asyncio.Future[Any]]] = []
+        deadline = asyncio.get_running_loop().time() + self._timeout
         try:
-            async with asyncio.timeout(self._timeout):
-                sent = await self._send_batches(self._producer, topic, events, outcomes)
-                results = await asyncio.gather(*(future for _, future in sent), return_exceptions=True)
+            async with asyncio.timeout_at(deadline):
+                await self._send_batches(self._producer, topic, events, outcomes, sent)
         except (TimeoutError, KafkaError) as exc:
+            _abandon(future for _, future in sent)
             EVENTS_PRODUCED.labels(topic, "failed").inc(len(events))
-            return [PublishFailed(f"broker did not acknowledge within {self._timeout}s: {exc!r}")] * len(events)
-        for (members, _), result in zip(sent, results, strict=True):
-            if isinstance(result, BaseException):
+            return [PublishFailed(f"broker did not take the events within {self._timeout}s: {exc!r}")] * len(events)
+        # Wait without cancelling: a batch still in flight may yet land, which is fine (at-least-once; the
+        # caller hears "unavailable" and sends again, and the response id makes that idempotent).
+        pending: set[asyncio.Future[Any]] = set()
+        if sent:
+            remaining = max(0.0, deadline - asyncio.get_running_loop().time())
+            _, pending = await asyncio.wait([future for _, future in sent], timeout=remaining)
+            _abandon(pending)
+        for members, future in sent:
+            error: BaseException | None = None
+            if future in pending or future.cancelled():
+                error = PublishFailed(f"broker did not acknowledge within {self._timeout}s")
+            else:
+                error = future.exception()
+            if error is not None:
                 for index in members:
-                    outcomes[index] = result
+                    outcomes[index] = error
         failed = sum(1 for r in outcomes if r is not None)
         EVENTS_PRODUCED.labels(topic, "acked").inc(len(events) - failed)
         if failed:
@@ -127,9 +141,10 @@ class EventProducer:
     @staticmethod
     async def _send_batches(
         producer: AIOKafkaProducer, topic: str, events: Sequence[tuple[str, Event]],
-        outcomes: list[BaseException | None],
-    ) -> list[tuple[list[int], asyncio.Future[Any]]]:
-        """Queue the events as record batches per partition; return each batch's members and its future."""
+        outcomes: list[BaseException | None], sent: list[tuple[list[int], asyncio.Future[Any]]],
+    ) -> None:
+        """Queue the events as record batches per partition, adding each batch's members and future to
+        ``sent``; an event too large for a batch gets its error in ``outcomes``."""
         extra: list[tuple[str, bytes]] = []
         traceparent = current_traceparent()
         if traceparent:
@@ -137,9 +152,12 @@ class EventProducer:
         partitions = sorted(await producer.partitions_for(topic))
         keys = [partition_key(account_id) for account_id, _ in events]
         by_partition: dict[int, list[int]] = {}
+        chosen: dict[bytes, int] = {}  # murmur2 is pure Python: once per account
         for index, key in enumerate(keys):  # as the default partitioner of a single send chooses
-            by_partition.setdefault(partitions[(murmur2(key) & 0x7FFFFFFF) % len(partitions)], []).append(index)
-        sent: list[tuple[list[int], asyncio.Future[Any]]] = []
+            partition = chosen.get(key)
+            if partition is None:
+                partition = chosen[key] = partitions[(murmur2(key) & 0x7FFFFFFF) % len(partitions)]
+            by_partition.setdefault(partition, []).append(index)
         for partition, indexes in by_partition.items():
             batch, members = producer.create_batch(), list[int]()
             for index in indexes:
@@ -156,7 +174,6 @@ class EventProducer:
                 members.append(index)
             if members:
                 sent.append((members, await producer.send_batch(batch, topic, partition=partition)))
-        return sent
 
     async def publish(self, topic: str, account_id: str, event: Event) -> RecordMetadata:
         """Publish an event keyed by its account, with its type and the current trace in headers."""
@@ -165,6 +182,13 @@ class EventProducer:
         if traceparent:
             headers.append(("traceparent", traceparent.encode()))
         return await self.send(topic, key=partition_key(account_id), value=encode(event), headers=headers)
+
+
+def _abandon(futures: Iterable[asyncio.Future[Any]]) -> None:
+    """Stop waiting for these futures without cancelling them; their outcome is read when it comes, so a
+    late failure is not reported as an exception nobody retrieved."""
+    for future in futures:
+        future.add_done_callback(lambda done: done.cancelled() or done.exception())
 
 
 def _event_type(event: Event) -> str:

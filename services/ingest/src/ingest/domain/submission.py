@@ -105,21 +105,21 @@ def to_event(
     given_id = answer.response_id or idempotency_key or response_id
     reject_nul(given_id, "response_id")
     # A validated answer and a catalog survey hold no NUL: only the given id above needed the walk.
-    return ResponseSubmitted.model_validate({
-        "response_id": given_id or _new_id(),
-        "account_id": answer.account_id,
-        "survey_type": answer.survey_type,
-        "score": answer.score,
-        "scale_min": scale_min,
-        "scale_max": scale_max,
-        "comment": answer.comment or None,
-        "respondent_id": answer.respondent_id,
-        "properties": answer.properties,
-        "submitted_at": (answer.submitted_at or now).astimezone(UTC),
-        "revised_at": now,
-        "source": source,
-        "survey_id": survey.survey_id,
-    }, context=NUL_CHECKED)
+    return ResponseSubmitted.model_validate(dict(
+        response_id=given_id or _new_id(),
+        account_id=answer.account_id,
+        survey_type=answer.survey_type,
+        score=answer.score,
+        scale_min=scale_min,
+        scale_max=scale_max,
+        comment=answer.comment or None,
+        respondent_id=answer.respondent_id,
+        properties=answer.properties,
+        submitted_at=(answer.submitted_at or now).astimezone(UTC),
+        revised_at=now,
+        source=source,
+        survey_id=survey.survey_id,
+    ), context=NUL_CHECKED)
 
 
 #: One answer's problems, each as pydantic reports it (``loc`` within the answer).
