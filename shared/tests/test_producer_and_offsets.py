@@ -118,3 +118,30 @@ async def test_publish_many_puts_each_account_on_the_partition_a_single_send_use
         assert {p for p, _ in placed} == {singles[account]}, account
         ids = [int(value.split('"response_id":"r')[1].split('"')[0]) for _, value in placed]
         assert ids == sorted(ids), account  # in the order given
+
+
+async def test_concurrent_publish_many_calls_are_all_acknowledged(kafka_bootstrap: str) -> None:
+    """Thirty-two batch requests at once (as ingest sees under load) all land: none may time out waiting on
+    another's queued batch (they did, with aiokafka's per-partition batch queue, before callers took turns)."""
+    from pulse_shared.events import ResponseSubmitted
+
+    topic = f"concurrent-{time.monotonic_ns()}"
+    await create_topics(kafka_bootstrap, [topic], partitions=3)
+    settings = ServiceSettings(kafka_bootstrap_servers=kafka_bootstrap, kafka_enable_idempotence=False,
+                               kafka_send_timeout_seconds=10.0)
+    producer = EventProducer(settings, client_id="test")
+    await producer.start()
+    now = datetime.now(UTC)
+
+    def batch(n: int) -> list[tuple[str, ResponseSubmitted]]:
+        return [(f"acct-{i % 97}", ResponseSubmitted(
+            response_id=f"c{n}-{i}", account_id=f"acct-{i % 97}", survey_type="nps", score=i % 11, scale_min=0,
+            scale_max=10, comment="a comment of some length " * 40, submitted_at=now, revised_at=now))
+            for i in range(500)]
+
+    try:
+        for _ in range(3):
+            outcomes = await asyncio.gather(*(producer.publish_many(topic, batch(n)) for n in range(32)))
+            assert [e for result in outcomes for e in result if e is not None] == []
+    finally:
+        await producer.stop()

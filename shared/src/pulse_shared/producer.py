@@ -35,6 +35,7 @@ class EventProducer:
         self._client_id = f"{settings.kafka_client_id}-{client_id}"
         self._timeout = settings.kafka_send_timeout_seconds
         self._producer: AIOKafkaProducer | None = None
+        self._queueing = asyncio.Lock()
 
     def _build(self) -> AIOKafkaProducer:
         # aiokafka binds to the running event loop, so the client is made inside it, at start.
@@ -46,6 +47,10 @@ class EventProducer:
             linger_ms=2,
             request_timeout_ms=int(max(self._timeout, 1.0) * 1000),
             max_request_size=4 * 1024 * 1024,
+            # A batch request's events for one partition fit one record batch: aiokafka queues one batch per
+            # partition at a time, so with 16 KB batches concurrent batch requests waited on each other
+            # until the send timeout (seen as 503s under load).
+            max_batch_size=1024 * 1024,
         )
 
     async def start(self, *, attempts: int = 30, delay_seconds: float = 1.0) -> None:
@@ -110,7 +115,9 @@ class EventProducer:
         sent: list[tuple[list[int], asyncio.Future[Any]]] = []
         deadline = asyncio.get_running_loop().time() + self._timeout
         try:
-            async with asyncio.timeout_at(deadline):
+            async with asyncio.timeout_at(deadline), self._queueing:
+                # One caller at a time queues its batches: aiokafka holds one queued batch per partition and
+                # each waiter's timeout shrinks faster than time passes, so concurrent callers timed out.
                 await self._send_batches(self._producer, topic, events, outcomes, sent)
         except (TimeoutError, KafkaError) as exc:
             _abandon(future for _, future in sent)
