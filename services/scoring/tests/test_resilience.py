@@ -1,6 +1,7 @@
-"""Scoring as a real process against the real broker and PostgreSQL, under faults (resilience.md rows 12,
-13, 15): kill -9 at random moments, a second instance joining and leaving, database connections killed
-mid-transaction. Every run ends with aggregates equal to the oracle."""
+"""Scoring as a real process against the real broker and PostgreSQL, under faults (resilience.md rows 12
+to 15): kill -9 at random moments, a second instance joining and leaving, a processing stall longer than
+the poll interval, database connections killed mid-transaction, PostgreSQL restarted. Every run ends with
+aggregates equal to the oracle."""
 
 from __future__ import annotations
 
@@ -218,3 +219,73 @@ async def test_database_connections_killed_mid_transaction_are_survived(rig: Rig
         assert total >= 1
     finally:
         process.terminate()
+
+
+async def test_a_processing_stall_longer_than_the_poll_interval_rejoins_and_counts_once(rig: Rig) -> None:
+    """Row 14: a batch stuck for longer than the poll interval (here: waiting for a row lock the test holds
+    on the stored offsets) gets the member expelled; it rejoins, and the work is redone without double
+    counting (the stalled transaction and its retry are fenced by the same offset row)."""
+    rig.env.update(KAFKA_MAX_POLL_INTERVAL_MS="3000", LOG_LEVEL="INFO")
+    events = make_stream(2000, seed=14)
+    process = rig.scoring().start(wait_ready=True)
+    producing = asyncio.create_task(rig.produce(events, pause=0.003))
+    blocker = await asyncpg.connect(plain_database_url(rig.database_url))
+    try:
+        deadline = time.monotonic() + 30
+        held: list[object] = []
+        while not held and time.monotonic() < deadline:
+            await asyncio.sleep(0.5)  # until batches were stored: their offset rows exist
+            transaction = blocker.transaction()
+            await transaction.start()
+            held = await blocker.fetch("SELECT partition FROM scoring.consumer_offsets WHERE topic = $1 FOR UPDATE",
+                                       rig.topics.responses)
+            if not held:
+                await transaction.rollback()
+        assert held, "no batch was stored before the stall"
+        await asyncio.sleep(8)  # > 3 s poll interval: the member is expelled while its batch waits
+        await transaction.rollback()
+    finally:
+        await blocker.close()
+    await producing
+    try:
+        await rig.wait_caught_up()
+        assert process.process is not None
+        assert process.process.poll() is None, f"scoring died:\n{process.tail()}"
+        assert await rig.state() == oracle(events)
+        assert process.logs().count('"partitions assigned"') >= 2, "the stalled member never rejoined"
+    finally:
+        assert process.terminate(timeout=25) == 0
+
+
+async def test_postgresql_restarted_mid_stream_resumes_from_the_stored_offsets(
+    kafka_bootstrap: str, topics: Topics, tmp_path: Path
+) -> None:
+    """Row 15 (second half): the database server goes away for a few seconds under load and comes back;
+    scoring keeps running, resumes from the offsets stored with the counts, and ends equal to the oracle."""
+    from pulse_shared.localinfra import EmbeddedPostgres, ensure_database
+
+    data = tmp_path / "pg"
+    server = EmbeddedPostgres(data)
+    try:
+        database_url = await ensure_database(server.url, "scoring_restart")
+        await asyncio.to_thread(upgrade_to_head, "scoring.migrations", database_url, SCHEMA)
+        rig = Rig(kafka_bootstrap, database_url, topics, tmp_path)
+        await rig.producer.start()
+        events = make_stream(2000, seed=16)
+        process = rig.scoring().start(wait_ready=True)
+        try:
+            producing = asyncio.create_task(rig.produce(events, pause=0.003))
+            await asyncio.sleep(2.0)
+            await asyncio.to_thread(server.stop)
+            await asyncio.sleep(4.0)  # down: every transaction and the outbox fail meanwhile
+            server = await asyncio.to_thread(EmbeddedPostgres, data)
+            await producing
+            await rig.wait_caught_up(timeout=120)
+            assert process.process is not None
+            assert process.process.poll() is None, f"scoring died:\n{process.tail()}"
+            assert await rig.state() == oracle(events)
+        finally:
+            assert process.terminate(timeout=25) == 0
+            await rig.producer.stop()
+    finally:
+        server.stop()
