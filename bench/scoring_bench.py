@@ -179,7 +179,7 @@ async def main() -> None:
     database_url = await ensure_database(server_url, f"pulse_bench_{uuid.uuid4().hex[:8]}")
     await asyncio.to_thread(upgrade_to_head, "scoring.migrations", database_url, SCHEMA)
     topics = Topics(prefix=f"bench{uuid.uuid4().hex[:6]}.")
-    await create_topics(bootstrap, topics.all(), partitions=3)
+    await create_topics(bootstrap, topics.all(), partitions=int(os.environ.get("BENCH_PARTITIONS", "3")))
     settings = ScoringSettings(kafka_bootstrap_servers=bootstrap, kafka_enable_idempotence=False,
                                kafka_topic_prefix=topics.prefix, database_url=database_url,
                                segment_properties="plan,region")

@@ -202,7 +202,7 @@ class ConsumerRunner(Generic[E]):
         try:
             while not stop.is_set():
                 self._resume_due(consumer)
-                batches = await consumer.getmany(timeout_ms=cfg.poll_timeout_ms, max_records=cfg.max_batch)
+                batches = await self._fetch(consumer)
                 if batches and not stop.is_set():
                     async with self._lock:
                         # Partitions hold disjoint keys (accounts), so their batches run concurrently: the
@@ -220,6 +220,24 @@ class ConsumerRunner(Generic[E]):
             await consumer.stop()
             self._consumer = None
             log.info("consumer stopped", extra={"group": cfg.group_id})
+
+    async def _fetch(self, consumer: AIOKafkaConsumer) -> dict[TopicPartition, list[ConsumerRecord]]:
+        """Up to ``max_batch`` records shared fairly among the partitions that have some buffered.
+
+        A plain ``getmany`` fills its batch from the first partition with data (its buffer holds up to
+        ``max_partition_fetch_bytes``), so batches were mostly one partition's and nothing overlapped;
+        with a share per partition, their transactions run side by side: the database works on one
+        while Python prepares another.
+        """
+        cfg = self._config
+        ready = [tp for tp in consumer.assignment() if tp not in self._paused_until]
+        share = max(1, cfg.max_batch // max(1, len(ready)))
+        batches = dict(await consumer.getmany(timeout_ms=cfg.poll_timeout_ms, max_records=share))
+        if batches:
+            for tp in ready:
+                if tp not in batches:
+                    batches.update(await consumer.getmany(tp, timeout_ms=0, max_records=share))
+        return batches
 
     async def _start(self, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> bool:
         for attempt in range(1, self._config.start_attempts + 1):
