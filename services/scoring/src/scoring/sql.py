@@ -54,32 +54,38 @@ MOVE_SUBMITTED_AT = text("""
     WHERE r.account_id = u.account_id AND r.response_id = u.response_id
 """)
 
-#: Count changes travel as one JSON array of [account, survey type, segment, value, day, scale min, scale max,
-#: score, n] arrays (see :data:`UPSERT_RESPONSES` for why JSON), read as jsonb: parsed once, where ``->>`` on
-#: plain json rescans the text for every field (a third more server time, measured with EXPLAIN ANALYZE).
-BUCKET_DELTAS = """
-    (SELECT d->>0 AS account_id, d->>1 AS survey_type, d->>2 AS segment, d->>3 AS segment_value,
-            CAST(d->>4 AS date) AS day, CAST(d->>5 AS smallint) AS scale_min, CAST(d->>6 AS smallint) AS scale_max,
-            CAST(d->>7 AS smallint) AS score, CAST(d->>8 AS bigint) AS n
-     FROM jsonb_array_elements(CAST(:deltas AS jsonb)) AS e(d)) AS d
-"""
-
-ADD_COUNTS = text(f"""
+#: Count changes travel as one JSON array of placements, each [account, survey type, day, scale min, scale
+#: max, score, [[segment, value], ...], +1 or -1] (an answer counted there, or no longer). PostgreSQL expands
+#: each into its buckets (the account total plus one per segment), nets them per bucket, subtracts from
+#: rows that must exist (so the n >= 0 check catches a counting bug) and adds the rest, in key order. It is
+#: read as jsonb: parsed once, where ``->>`` on plain json rescans the text for every field.
+APPLY_COUNT_CHANGES = text("""
+    WITH d AS (
+        SELECT p->>0 AS account_id, p->>1 AS survey_type, b.segment, b.segment_value, CAST(p->>2 AS date) AS day,
+               CAST(p->>3 AS smallint) AS scale_min, CAST(p->>4 AS smallint) AS scale_max,
+               CAST(p->>5 AS smallint) AS score, sum(CAST(p->>7 AS bigint)) AS n
+        FROM jsonb_array_elements(CAST(:placements AS jsonb)) AS e(p)
+        CROSS JOIN LATERAL (
+            SELECT '' AS segment, '' AS segment_value
+            UNION ALL
+            SELECT s->>0, s->>1 FROM jsonb_array_elements(p->6) AS x(s)
+        ) AS b
+        GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
+        HAVING sum(CAST(p->>7 AS bigint)) <> 0
+    ), subtracted AS (
+        UPDATE scoring.daily_counts c SET n = c.n + d.n
+        FROM d
+        WHERE d.n < 0 AND c.account_id = d.account_id AND c.survey_type = d.survey_type
+          AND c.segment = d.segment AND c.segment_value = d.segment_value AND c.day = d.day
+          AND c.scale_min = d.scale_min AND c.scale_max = d.scale_max AND c.score = d.score
+    )
     INSERT INTO scoring.daily_counts (account_id, survey_type, segment, segment_value, day, scale_min, scale_max,
         score, n)
-    SELECT d.account_id, d.survey_type, d.segment, d.segment_value, d.day, d.scale_min, d.scale_max, d.score, d.n
-    FROM {BUCKET_DELTAS}
+    SELECT account_id, survey_type, segment, segment_value, day, scale_min, scale_max, score, n
+    FROM d WHERE n > 0
+    ORDER BY account_id, segment, segment_value, day, survey_type, scale_min, scale_max, score
     ON CONFLICT (account_id, segment, segment_value, day, survey_type, scale_min, scale_max, score)
     DO UPDATE SET n = scoring.daily_counts.n + excluded.n
-""")
-
-# Decrements update rows that must exist, so the table's n >= 0 check can catch a counting bug.
-SUBTRACT_COUNTS = text(f"""
-    UPDATE scoring.daily_counts c SET n = c.n - d.n
-    FROM {BUCKET_DELTAS}
-    WHERE c.account_id = d.account_id AND c.survey_type = d.survey_type AND c.segment = d.segment
-      AND c.segment_value = d.segment_value AND c.day = d.day AND c.scale_min = d.scale_min
-      AND c.scale_max = d.scale_max AND c.score = d.score
 """)
 
 BUMP_VERSIONS = text("""

@@ -5,7 +5,6 @@ which fences re-application by offset and stores the next offset with these effe
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
@@ -20,10 +19,8 @@ from pulse_shared.events import RespondentErased, ResponseSubmitted, ResponseUpd
 from scoring import sql
 from scoring.domain.answers import (
     Answer,
-    BucketKey,
     Placement,
     Revision,
-    count_deltas,
     day_of,
     latest_per_response,
     placement,
@@ -112,10 +109,10 @@ class ResponseStore:
                 "submitted_at": [m["sub"] for m in time_moves], "day": [m["day"] for m in time_moves],
             })
         if not upserts:
-            await _apply_deltas(conn, count_deltas(changes))
+            await _apply_count_changes(conn, changes)
             return {m["a"] for m in time_moves}
         await conn.execute(sql.UPSERT_RESPONSES, {"rows": to_json(upserts).decode()})
-        await _apply_deltas(conn, count_deltas(changes))
+        await _apply_count_changes(conn, changes)
         return {row["account_id"] for row in upserts} | {m["a"] for m in time_moves}
 
     async def _bump_versions(self, conn: AsyncConnection, accounts: set[str], traces: dict[str, str | None]) -> None:
@@ -123,14 +120,21 @@ class ResponseStore:
         await conn.execute(sql.BUMP_VERSIONS, {"accounts": ordered, "traceparents": [traces.get(a) for a in ordered]})
 
 
-async def _apply_deltas(conn: AsyncConnection, deltas: Counter[BucketKey]) -> None:
-    """Add to the count buckets: increments are upserts, decrements update rows that must exist."""
-    for statement, selected in ((sql.SUBTRACT_COUNTS, [(k, -v) for k, v in deltas.items() if v < 0]),
-                                (sql.ADD_COUNTS, [(k, v) for k, v in deltas.items() if v > 0])):
-        if not selected:
-            continue
-        selected.sort()  # one lock order for every transaction: no deadlocks between partitions
-        await conn.execute(statement, {"deltas": to_json([(*k, n) for k, n in selected]).decode()})
+async def _apply_count_changes(conn: AsyncConnection, changes: Sequence[tuple[Placement | None, Placement]]) -> None:
+    """Move the counts: each old placement loses the answer, each new one gains it (expanded into buckets
+    and netted by PostgreSQL, see :data:`sql.APPLY_COUNT_CHANGES`)."""
+    placements: list[tuple[Any, ...]] = []
+    for old, new in changes:
+        if old is not None:
+            placements.append(_signed(old, -1))
+        placements.append(_signed(new, 1))
+    if placements:
+        await conn.execute(sql.APPLY_COUNT_CHANGES, {"placements": to_json(placements).decode()})
+
+
+def _signed(place: Placement, sign: int) -> tuple[Any, ...]:
+    return (place.account_id, place.survey_type, place.day, place.scale_min, place.scale_max, place.score,
+            place.segments, sign)
 
 
 def _stored_placement(row: Any) -> Placement:

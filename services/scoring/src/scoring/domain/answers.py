@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -105,18 +104,6 @@ def placement(answer: Answer, segment_properties: Sequence[str]) -> Placement:
 def day_of(moment: datetime) -> date:
     """The UTC day an answer is counted in."""
     return moment.astimezone(UTC).date()
-
-
-def count_deltas(changes: Iterable[tuple[Placement | None, Placement]]) -> Counter[BucketKey]:
-    """Net bucket changes for (old placement, new placement) pairs; zero entries removed."""
-    deltas: Counter[BucketKey] = Counter()
-    for old, new in changes:
-        if old is not None:
-            for key in old.buckets():
-                deltas[key] -= 1
-        for key in new.buckets():
-            deltas[key] += 1
-    return Counter({k: v for k, v in deltas.items() if v != 0})
 
 
 def latest_per_response(answers: Iterable[Answer]) -> dict[tuple[str, str], tuple[Answer, Revision]]:
