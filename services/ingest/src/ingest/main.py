@@ -11,7 +11,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from ingest import seed
-from ingest.api import admin, preflight, responses, webhooks, widget
+from ingest.api import admin, fastpath, preflight, responses, webhooks, widget
 from ingest.catalog import CatalogStore
 from ingest.contacts import ContactStore
 from ingest.domain.catalog import WEBHOOK_KINDS
@@ -77,5 +77,6 @@ def build_app(settings: IngestSettings) -> tuple[FastAPI, Runtime]:
     app.include_router(webhooks.router)
     app.include_router(widget.router)
     app.include_router(admin.router)
+    fastpath.install(app, responses.router)
     return app, runtime
 

@@ -63,6 +63,13 @@ ANSWER = TypeAdapter(ResponseIn)
 async def submit_response(request: Request, response: Response) -> Accepted:
     """Accept one answer. The same ``response_id`` (or ``Idempotency-Key``) sent again is acknowledged
     again with no second effect; a later submission that changes it is an update of that answer."""
+    return await accept_answer(request, response)
+
+
+async def accept_answer(request: Request, response: Response) -> Accepted:
+    """``POST /v1/responses``: authorise, validate, publish and wait for the broker's acknowledgement; set
+    the response's headers; raise the refusal otherwise. Served by :class:`ingest.api.fastpath.AnswerFastPath`
+    (documented by the route above)."""
     who = authorize(request, response)
     answer = await json_body(request, ANSWER)
     idempotency_key = header(request, "idempotency-key", IdempotencyKey)
