@@ -21,6 +21,9 @@ class RequestMetricsMiddleware:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        # Labelled children by (method, route, status): labels() locks and builds them on every call.
+        self._counters: dict[tuple[str, str, str], Any] = {}
+        self._timers: dict[tuple[str, str], Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -41,8 +44,15 @@ class RequestMetricsMiddleware:
             route = scope.get("route")
             path = getattr(route, "path", None) or "unmatched"
             method = scope.get("method", "")
-            HTTP_REQUESTS.labels(method, path, str(status)).inc()
-            HTTP_LATENCY.labels(method, path).observe(time.perf_counter() - start)
+            counted = (method, path, str(status))
+            counter = self._counters.get(counted)
+            if counter is None:
+                counter = self._counters[counted] = HTTP_REQUESTS.labels(*counted)
+            timer = self._timers.get(counted[:2])
+            if timer is None:
+                timer = self._timers[counted[:2]] = HTTP_LATENCY.labels(method, path)
+            counter.inc()
+            timer.observe(time.perf_counter() - start)
 
 
 def create_app(

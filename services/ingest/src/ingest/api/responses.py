@@ -85,7 +85,8 @@ async def accept_answer(request: Request, response: Response) -> Accepted:
         except PublishFailed as exc:
             log.warning("answer not accepted: broker unavailable", extra={"error": str(exc)[:300]})
             raise publisher.unavailable() from exc
-        log.info("answer accepted", extra={"response_id": event.response_id, "account_id": event.account_id})
+        if log.isEnabledFor(logging.INFO):
+            log.info("answer accepted", extra={"response_id": event.response_id, "account_id": event.account_id})
         response.headers["Location"] = f"/v1/responses/{event.response_id}"
         return Accepted(response_id=event.response_id)
 
