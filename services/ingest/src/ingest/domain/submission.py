@@ -93,7 +93,25 @@ def to_event(
     answer: ResponseIn, survey: Survey, *, now: datetime, source: str, idempotency_key: str | None = None,
     response_id: str | None = None,
 ) -> ResponseSubmitted:
-    """Build the response event for an accepted answer to ``survey``."""
+    """Build the response event for an accepted answer to ``survey`` (raises :class:`NotForSurvey`)."""
+    fields = event_fields(answer, survey, now=now, source=source, idempotency_key=idempotency_key,
+                          response_id=response_id)
+    return ResponseSubmitted.model_validate(fields, context=NUL_CHECKED)
+
+
+def to_events(fields: list[dict[str, Any]]) -> list[ResponseSubmitted]:
+    """The events for many :func:`event_fields` at once (one validation call for the whole list)."""
+    return EVENTS.validate_python(fields, context=NUL_CHECKED)
+
+
+def event_fields(
+    answer: ResponseIn, survey: Survey, *, now: datetime, source: str, idempotency_key: str | None = None,
+    response_id: str | None = None,
+) -> dict[str, Any]:
+    """The response event's fields for an accepted answer to ``survey``, or :class:`NotForSurvey`.
+
+    A validated answer and a catalog survey hold no NUL, so the event is validated without the NUL walk
+    (``NUL_CHECKED``); only a given id is walked here."""
     scale_min, scale_max = survey.scale
     if answer.survey_type != survey.survey_type:
         raise NotForSurvey(f"survey_type {answer.survey_type!r} does not match the survey's type "
@@ -104,27 +122,37 @@ def to_event(
         )
     given_id = answer.response_id or idempotency_key or response_id
     reject_nul(given_id, "response_id")
-    # A validated answer and a catalog survey hold no NUL: only the given id above needed the walk.
-    return ResponseSubmitted.model_validate(dict(
-        response_id=given_id or _new_id(),
-        account_id=answer.account_id,
-        survey_type=answer.survey_type,
-        score=answer.score,
-        scale_min=scale_min,
-        scale_max=scale_max,
-        comment=answer.comment or None,
-        respondent_id=answer.respondent_id,
-        properties=answer.properties,
-        submitted_at=(answer.submitted_at or now).astimezone(UTC),
-        revised_at=now,
-        source=source,
-        survey_id=survey.survey_id,
-    ), context=NUL_CHECKED)
+    return {
+        "response_id": given_id or _new_id(),
+        "account_id": answer.account_id,
+        "survey_type": answer.survey_type,
+        "score": answer.score,
+        "scale_min": scale_min,
+        "scale_max": scale_max,
+        "comment": answer.comment or None,
+        "respondent_id": answer.respondent_id,
+        "properties": answer.properties,
+        "submitted_at": (answer.submitted_at or now).astimezone(UTC),
+        "revised_at": now,
+        "occurred_at": now,
+        "source": source,
+        "survey_id": survey.survey_id,
+    }
 
 
 #: One answer's problems, each as pydantic reports it (``loc`` within the answer).
 Problems = list[dict[str, Any]]
 ANSWERS: TypeAdapter[list[ResponseIn]] = TypeAdapter(list[ResponseIn])
+EVENTS: TypeAdapter[list[ResponseSubmitted]] = TypeAdapter(list[ResponseSubmitted])
+
+
+class ValidBatch(BaseModel):
+    """A batch whose every answer is valid (the common case, read in one pass)."""
+
+    responses: list[ResponseIn] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+VALID_BATCH: TypeAdapter[ValidBatch] = TypeAdapter(ValidBatch)
 
 
 def validate_answers(items: Sequence[dict[str, Any]], *, nul_free: bool) -> list[ResponseIn | Problems]:
