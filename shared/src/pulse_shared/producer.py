@@ -160,6 +160,7 @@ class EventProducer:
         keys = [partition_key(account_id) for account_id, _ in events]
         by_partition: dict[int, list[int]] = {}
         chosen: dict[bytes, int] = {}  # murmur2 is pure Python: once per account
+        by_type: dict[str, list[tuple[str, bytes]]] = {}  # the headers, once per event type
         for index, key in enumerate(keys):  # as the default partitioner of a single send chooses
             partition = chosen.get(key)
             if partition is None:
@@ -169,13 +170,16 @@ class EventProducer:
             batch, members = producer.create_batch(), list[int]()
             for index in indexes:
                 event = events[index][1]
-                record = {"timestamp": None, "key": keys[index], "value": encode(event),
-                          "headers": [("event-type", _event_type(event).encode()), *extra]}
-                if batch.append(**record) is None:  # full: send it and start the next one
+                kind = _event_type(event)
+                headers = by_type.get(kind)
+                if headers is None:
+                    headers = by_type[kind] = [("event-type", kind.encode()), *extra]
+                key, value = keys[index], encode(event)
+                if batch.append(timestamp=None, key=key, value=value, headers=headers) is None:  # full: send it
                     if members:
                         sent.append((members, await producer.send_batch(batch, topic, partition=partition)))
                     batch, members = producer.create_batch(), []
-                    if batch.append(**record) is None:
+                    if batch.append(timestamp=None, key=key, value=value, headers=headers) is None:
                         outcomes[index] = PublishFailed("event larger than a record batch")
                         continue
                 members.append(index)

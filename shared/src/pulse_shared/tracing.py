@@ -8,8 +8,8 @@ records each unit of work as a span, a child of the propagated ``traceparent``, 
 
 from __future__ import annotations
 
+import random
 import re
-import secrets
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -65,8 +65,9 @@ _current: ContextVar[str | None] = ContextVar("pulse_traceparent", default=None)
 
 
 def new_traceparent(trace_id: str | None = None) -> str:
-    """A fresh ``traceparent`` with a new span id (and a new trace id unless one is given)."""
-    return f"00-{trace_id or secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
+    """A fresh ``traceparent`` with a new span id (and a new trace id unless one is given). Random, not
+    secret, as OpenTelemetry's own id generator makes them (two syscalls less per request)."""
+    return f"00-{trace_id or f'{random.getrandbits(128) or 1:032x}'}-{random.getrandbits(64) or 1:016x}-01"
 
 
 def parse_trace_id(traceparent: str | None) -> str | None:
