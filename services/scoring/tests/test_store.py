@@ -89,3 +89,18 @@ async def test_erasure_clears_personal_fields_keeps_counts_and_survives_replay(e
         row = (await conn.execute(select(responses))).one()
     assert (row.comment, row.respondent_id, row.erased) == (None, None, True)
     assert (await nps_of(engine))[0] == 1
+
+
+def test_the_content_hash_is_pinned_because_stored_rows_carry_it() -> None:
+    """Ties between revisions with the same time are broken by the hash stored with each row, so the
+    hash of the same content must never change between releases."""
+    from scoring.domain.answers import content_hash
+
+    t = datetime(2026, 11, 23, 12, tzinfo=UTC)
+    answer = ResponseSubmitted(response_id="r1", account_id="acme", survey_type="nps", score=3, scale_min=0,
+                               scale_max=10, comment="Exports — slow", respondent_id="u7",
+                               properties={"plan": "pro", "seats": 12, "trial": False, "ratio": 0.5},
+                               submitted_at=t, revised_at=t, survey_id="product-nps")
+    assert content_hash(answer) == "b5859187c27383ea6ed82814d6f50116"
+    later = answer.model_copy(update={"submitted_at": t - timedelta(days=1), "revised_at": t + timedelta(hours=1)})
+    assert content_hash(later) == content_hash(answer)  # what was said, not when

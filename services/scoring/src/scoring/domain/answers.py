@@ -22,6 +22,10 @@ BucketKey = tuple[str, str, str, str, date, int, int, int]
 
 ALL_SEGMENT = ("", "")
 
+#: The content hash's JSON: exactly ``json.dumps(content, sort_keys=True, default=str)`` (stored hashes
+#: depend on it), with the encoder made once instead of per call.
+_HASH_JSON = json.JSONEncoder(sort_keys=True, default=str)
+
 
 @dataclass(frozen=True)
 class Revision:
@@ -68,7 +72,7 @@ def content_hash(answer: Answer) -> str:
         "properties": answer.properties,
         "survey_id": answer.survey_id,
     }
-    return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()[:32]
+    return hashlib.sha256(_HASH_JSON.encode(content).encode()).hexdigest()[:32]
 
 
 def segment_value(value: PropertyValue) -> str:
