@@ -52,6 +52,12 @@ async def test_a_listed_origin_gets_an_exact_echo_and_vary(ingest: Ingest) -> No
     assert response.status_code == 202
     assert response.headers["access-control-allow-origin"] == origin
     assert "Origin" in response.headers["vary"]
+    # A refusal after the key and origin were accepted keeps the grant, so the widget can read why.
+    invalid = await ingest.client.post(f"/v1/responses?key={KEY}", json={**ANSWER, "score": 11},
+                                       headers={"Origin": origin})
+    assert invalid.status_code == 422
+    assert invalid.headers["access-control-allow-origin"] == origin
+    assert "outside the NPS scale" in invalid.json()["detail"]
 
 
 @pytest.mark.parametrize(("headers", "status"), [
