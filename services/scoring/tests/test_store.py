@@ -104,3 +104,13 @@ def test_the_content_hash_is_pinned_because_stored_rows_carry_it() -> None:
     assert content_hash(answer) == "b5859187c27383ea6ed82814d6f50116"
     later = answer.model_copy(update={"submitted_at": t - timedelta(days=1), "revised_at": t + timedelta(hours=1)})
     assert content_hash(later) == content_hash(answer)  # what was said, not when
+
+
+async def test_tables_updated_in_place_leave_room_for_heap_only_updates(engine: AsyncEngine) -> None:
+    from sqlalchemy import text
+
+    async with engine.connect() as conn:
+        options = dict((await conn.execute(text(
+            "SELECT relname, reloptions FROM pg_class WHERE relnamespace = 'scoring'::regnamespace "
+            "AND relname IN ('daily_counts', 'account_state')"))).all())
+    assert options == {"daily_counts": ["fillfactor=80"], "account_state": ["fillfactor=70"]}
