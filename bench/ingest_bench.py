@@ -5,7 +5,8 @@
 2. Batch throughput: answers per second through POST /v1/responses/batch (500 per request).
 
 The single-answer figure alternates the two endpoints for several rounds and reports the median ratio, so
-drift in the machine's other work falls on both alike. Needs Debian's wrk.
+drift in the machine's other work falls on both alike; it also prints each server's CPU time per request
+(from /proc), a steadier figure than throughput on a shared machine. Needs Debian's wrk.
 Usage: uv run python bench/ingest_bench.py [--seconds 10] [--connections 32] [--rounds 3]
 """
 
@@ -52,9 +53,15 @@ def wrk(url: str, body_format: str, seconds: int, connections: int) -> tuple[flo
                           capture_output=True, text=True, check=True)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", done.stdout).group(1))  # type: ignore[union-attr]
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", done.stdout)
-    p99 = re.search(r"99%\s+(\S+)", done.stdout)
+    p99 = re.search(r"^\s+99%\s+(\S+)", done.stdout, re.MULTILINE)  # the latency distribution line
     note = f"p99 {p99.group(1) if p99 else '?'}" + (f", {non2xx.group(1)} non-2xx" if non2xx else "")
     return rps, note
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def wait_up(url: str) -> None:
@@ -110,16 +117,24 @@ def main() -> None:
         wrk(f"http://127.0.0.1:{ingest_port}/v1/responses", single, 2, args.connections)  # warm up
         # Alternate the two, so that drift in what else the machine is doing falls on both alike; the
         # median of the rounds' ratios is the figure.
-        ratios = []
+        ratios, cpu_ratios = [], []
         for round_no in range(1, args.rounds + 1):
+            bare_cpu = cpu_seconds(bare.pid)
             ref, ref_note = wrk(f"http://127.0.0.1:{bare_port}/v1/responses", single, args.seconds,
                                 args.connections)
+            bare_cpu = (cpu_seconds(bare.pid) - bare_cpu) / (ref * args.seconds)
+            ingest_cpu = cpu_seconds(ingest.pid)
             got, note = wrk(f"http://127.0.0.1:{ingest_port}/v1/responses", single, args.seconds, args.connections)
+            ingest_cpu = (cpu_seconds(ingest.pid) - ingest_cpu) / (got * args.seconds)
             ratios.append(got / ref)
-            print(f"  round {round_no}: single answer, acked by the broker: {got:8,.0f} req/s ({note})   reference, "
-                  f"bare FastAPI endpoint on one worker: {ref:8,.0f} req/s ({ref_note}); ratio {got / ref:.2f}")
+            cpu_ratios.append(bare_cpu / ingest_cpu)
+            print(f"  round {round_no}: single answer, acked by the broker: {got:8,.0f} req/s ({note}, "
+                  f"{ingest_cpu * 1e6:.0f} us CPU each)   reference, bare FastAPI endpoint on one worker: "
+                  f"{ref:8,.0f} req/s ({ref_note}, {bare_cpu * 1e6:.0f} us CPU each); ratio {got / ref:.2f}")
         print(f"single answer: median ratio to the bare endpoint {statistics.median(ratios):.2f} over "
-              f"{args.rounds} rounds (min {min(ratios):.2f}, max {max(ratios):.2f}); target >= 0.80")
+              f"{args.rounds} rounds (min {min(ratios):.2f}, max {max(ratios):.2f}); target >= 0.80. "
+              f"Server CPU per request, bare/ingest (steadier than throughput): "
+              f"{statistics.median(cpu_ratios):.2f}")
         items = ",".join(
             f'{{"response_id": "b-__N__-{i}", "survey_type": "nps", "score": {i % 11}, "account_id": "acct-{i % 97}"}}'
             for i in range(500))
