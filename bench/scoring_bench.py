@@ -6,7 +6,7 @@
 2. Query latency of GET /v1/accounts/{id}/scores with N stored answers (default one million), next to the
    latency of /livez through the same client.
 
-Usage: uv run python bench/scoring_bench.py [--answers 100000] [--stored 1000000]
+Usage: uv run python bench/scoring_bench.py [--answers 100000] [--stored 1000000] [--partitions 3]
 Uses TEST_DATABASE_URL / TEST_KAFKA_BOOTSTRAP_SERVERS when set, else starts its own.
 """
 
@@ -164,6 +164,7 @@ async def main() -> None:
     parser.add_argument("--answers", type=int, default=100_000)
     parser.add_argument("--stored", type=int, default=1_000_000)
     parser.add_argument("--queries", type=int, default=2000)
+    parser.add_argument("--partitions", type=int, default=3, help="partitions of the responses topic")
     args = parser.parse_args()
 
     broker = None
@@ -179,7 +180,7 @@ async def main() -> None:
     database_url = await ensure_database(server_url, f"pulse_bench_{uuid.uuid4().hex[:8]}")
     await asyncio.to_thread(upgrade_to_head, "scoring.migrations", database_url, SCHEMA)
     topics = Topics(prefix=f"bench{uuid.uuid4().hex[:6]}.")
-    await create_topics(bootstrap, topics.all(), partitions=int(os.environ.get("BENCH_PARTITIONS", "3")))
+    await create_topics(bootstrap, topics.all(), partitions=args.partitions)
     settings = ScoringSettings(kafka_bootstrap_servers=bootstrap, kafka_enable_idempotence=False,
                                kafka_topic_prefix=topics.prefix, database_url=database_url,
                                segment_properties="plan,region")

@@ -103,10 +103,15 @@ def nul_checked(info: ValidationInfo) -> bool:
     return isinstance(context, dict) and context.get("pulse.nul_checked") is True
 
 
+def nul_context(data: bytes | str) -> dict[str, bool] | None:
+    """The validation context for JSON text: :data:`NUL_CHECKED` when it cannot hold a NUL, so the models'
+    NUL walk (which costs more than parsing) is skipped; else none, and the walk runs."""
+    return NUL_CHECKED if nul_free_json(data) else None
+
+
 def validate_json(adapter: TypeAdapter[T], data: bytes | str) -> T:
-    """``adapter.validate_json`` that skips the NUL walk when the text cannot hold a NUL (the walk costs
-    more than parsing)."""
-    return adapter.validate_json(data, context=NUL_CHECKED if nul_free_json(data) else None)
+    """``adapter.validate_json`` with the NUL walk skipped when the text cannot hold a NUL."""
+    return adapter.validate_json(data, context=nul_context(data))
 
 
 class Event(BaseModel):

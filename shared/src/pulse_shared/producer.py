@@ -152,10 +152,6 @@ class EventProducer:
     ) -> None:
         """Queue the events as record batches per partition, adding each batch's members and future to
         ``sent``; an event too large for a batch gets its error in ``outcomes``."""
-        extra: list[tuple[str, bytes]] = []
-        traceparent = current_traceparent()
-        if traceparent:
-            extra.append(("traceparent", traceparent.encode()))
         partitions = sorted(await producer.partitions_for(topic))
         keys = [partition_key(account_id) for account_id, _ in events]
         by_partition: dict[int, list[int]] = {}
@@ -173,7 +169,7 @@ class EventProducer:
                 kind = _event_type(event)
                 headers = by_type.get(kind)
                 if headers is None:
-                    headers = by_type[kind] = [("event-type", kind.encode()), *extra]
+                    headers = by_type[kind] = _headers(event)
                 key, value = keys[index], encode(event)
                 if batch.append(timestamp=None, key=key, value=value, headers=headers) is None:  # full: send it
                     if members:
@@ -188,11 +184,7 @@ class EventProducer:
 
     async def publish(self, topic: str, account_id: str, event: Event) -> RecordMetadata:
         """Publish an event keyed by its account, with its type and the current trace in headers."""
-        headers: list[tuple[str, bytes]] = [("event-type", _event_type(event).encode())]
-        traceparent = current_traceparent()
-        if traceparent:
-            headers.append(("traceparent", traceparent.encode()))
-        return await self.send(topic, key=partition_key(account_id), value=encode(event), headers=headers)
+        return await self.send(topic, key=partition_key(account_id), value=encode(event), headers=_headers(event))
 
 
 def _abandon(futures: Iterable[asyncio.Future[Any]]) -> None:
@@ -200,6 +192,15 @@ def _abandon(futures: Iterable[asyncio.Future[Any]]) -> None:
     late failure is not reported as an exception nobody retrieved."""
     for future in futures:
         future.add_done_callback(lambda done: done.cancelled() or done.exception())
+
+
+def _headers(event: Event) -> list[tuple[str, bytes]]:
+    """A record's headers: the event's type, and the current trace when there is one."""
+    headers = [("event-type", _event_type(event).encode())]
+    traceparent = current_traceparent()
+    if traceparent:
+        headers.append(("traceparent", traceparent.encode()))
+    return headers
 
 
 def _event_type(event: Event) -> str:

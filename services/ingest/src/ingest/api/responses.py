@@ -23,7 +23,7 @@ from ingest.domain.submission import (
     validate_answers,
 )
 from ingest.publisher import ResponsePublisher
-from pulse_shared.events import NUL_CHECKED, nul_free_json, utcnow
+from pulse_shared.events import nul_context, utcnow
 from pulse_shared.producer import PublishFailed
 from pulse_shared.tracing import traced
 
@@ -136,8 +136,7 @@ async def submit_batch(request: Request, response: Response) -> Response:
     unavailable (the broker did not take it: send it again). 503 when none could be published."""
     who = authorize(request, response)
     body = await request.body()
-    checked = nul_free_json(body)
-    context = NUL_CHECKED if checked else None
+    context = nul_context(body)
     answers: list[ResponseIn | Problems]
     try:  # the common case: every answer valid, read in one pass
         answers = list(VALID_BATCH.validate_json(body, context=context).responses)
@@ -146,7 +145,7 @@ async def submit_batch(request: Request, response: Response) -> Response:
             batch = BATCH.validate_json(body, context=context)
         except ValidationError as exc:
             raise validation_error(exc, "body") from exc
-        answers = validate_answers(batch.responses, nul_free=checked)
+        answers = validate_answers(batch.responses, context=context)
     publisher: ResponsePublisher = request.app.state.publisher
     with traced("ingest.submit_batch", request.headers.get("traceparent"), answers=len(answers)):
         now = utcnow()

@@ -135,7 +135,6 @@ def event_fields(
 
 #: One answer's problems, each as pydantic reports it (``loc`` within the answer).
 Problems = list[dict[str, Any]]
-ANSWERS: TypeAdapter[list[ResponseIn]] = TypeAdapter(list[ResponseIn])
 EVENTS: TypeAdapter[list[ResponseSubmitted]] = TypeAdapter(list[ResponseSubmitted])
 
 
@@ -148,22 +147,18 @@ class ValidBatch(BaseModel):
 VALID_BATCH: TypeAdapter[ValidBatch] = TypeAdapter(ValidBatch)
 
 
-def validate_answers(items: Sequence[dict[str, Any]], *, nul_free: bool) -> list[ResponseIn | Problems]:
-    """Validate a batch's answers in one pass; per item, the answer or its problems.
-
-    Validating the list at once costs a fraction of validating item by item; only when some item fails
-    are the others validated on their own to tell them apart.
-    """
-    context = NUL_CHECKED if nul_free else None
-    try:
-        return list(ANSWERS.validate_python(items, context=context))
-    except ValidationError as exc:
-        failed: dict[int, Problems] = {}
-        for error in exc.errors(include_url=False, include_context=False):
-            index, *where = error["loc"]
-            failed.setdefault(int(index), []).append({**error, "loc": tuple(where)})
-    return [failed[i] if i in failed else ResponseIn.model_validate(item, context=context)
-            for i, item in enumerate(items)]
+def validate_answers(
+    items: Sequence[dict[str, Any]], *, context: dict[str, bool] | None
+) -> list[ResponseIn | Problems]:
+    """Per item of a batch that failed the one-pass read (:data:`VALID_BATCH`), the answer or its problems
+    (``loc`` within the answer)."""
+    answers: list[ResponseIn | Problems] = []
+    for item in items:
+        try:
+            answers.append(ResponseIn.model_validate(item, context=context))
+        except ValidationError as exc:
+            answers.append([dict(error) for error in exc.errors(include_url=False, include_context=False)])
+    return answers
 
 
 def _new_id() -> str:
