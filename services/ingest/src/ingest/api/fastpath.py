@@ -39,7 +39,7 @@ class AnswerFastPath:
         self.invalid = handlers[RequestValidationError]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "POST":
+        if scope["type"] != "http" or route_path(scope) != PATH or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
         scope["route"] = self.route  # what the metrics middleware labels the request with
@@ -59,6 +59,16 @@ class AnswerFastPath:
             if name not in answer.headers:
                 answer.headers[name] = value
         await answer(scope, receive, send)
+
+
+def route_path(scope: Scope) -> str:
+    """The request's path below the app's mount point (ASGI ``path`` includes ``root_path``, which a proxy or
+    ``uvicorn --root-path`` sets), as Starlette's router matches it."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    if root and path.startswith(root) and path[len(root):len(root) + 1] == "/":
+        return path[len(root):]
+    return path
 
 
 def install(app: FastAPI, router: APIRouter) -> None:
