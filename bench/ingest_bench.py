@@ -2,7 +2,9 @@
 
 1. Single-answer POST /v1/responses throughput (every answer acknowledged by the broker, acks=all) next to
    a bare FastAPI endpoint taking the same body, both on one uvicorn worker, loaded by wrk alike.
-2. Batch throughput: answers per second through POST /v1/responses/batch (500 per request).
+2. Batch throughput: answers per second through POST /v1/responses/batch (500 per request), with the CPU
+   each answer cost ingest and the broker; then with two ingest replicas, each loaded by its own wrk, so that
+   ingest can use both cores (one worker uses one).
 
 The single-answer figure alternates the two endpoints for several rounds and reports the median ratio, so
 drift in the machine's other work falls on both alike; it also prints each server's CPU time per request
@@ -23,6 +25,7 @@ import sys
 import tempfile
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -46,11 +49,13 @@ end
 """
 
 
-def wrk(url: str, body_format: str, seconds: int, connections: int) -> tuple[float, str]:
+def wrk(url: str, body_format: str, seconds: int, connections: int, *, threads: int = 2,
+        tag: str = "") -> tuple[float, str]:
+    """Load ``url`` with POSTs of ``body_format`` (``__N__`` numbered per request, after ``tag``)."""
     script = Path(tempfile.mkstemp(suffix=".lua")[1])
-    script.write_text(LUA % (KEY, json.dumps(body_format)))
-    done = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "-s", str(script), "--latency", url],
-                          capture_output=True, text=True, check=True)
+    script.write_text(LUA % (KEY, json.dumps(body_format.replace("__N__", f"{tag}__N__"))))
+    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "-s", str(script), "--latency", url]
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", done.stdout).group(1))  # type: ignore[union-attr]
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", done.stdout)
     p99 = re.search(r"^\s+99%\s+(\S+)", done.stdout, re.MULTILINE)  # the latency distribution line
@@ -102,6 +107,9 @@ def main() -> None:
     ingest_log = Path(tempfile.mkstemp(suffix=".log")[1])
     ingest = subprocess.Popen([sys.executable, "-m", "ingest"], env=env, stdout=subprocess.DEVNULL,
                               stderr=ingest_log.open("wb"))
+    second_port = free_port()  # a second replica, for the batch figure on both cores
+    second = subprocess.Popen([sys.executable, "-m", "ingest"], env={**env, "INGEST_PORT": str(second_port)},
+                              stdout=subprocess.DEVNULL, stderr=ingest_log.open("ab"))
     bare = subprocess.Popen([sys.executable, "-m", "uvicorn", "bare_app:app", "--port", str(bare_port),
                              "--log-level", "warning", "--no-access-log"], cwd=ROOT / "bench",
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -111,6 +119,7 @@ def main() -> None:
         except TimeoutError:
             print(ingest_log.read_text()[-3000:])
             raise
+        wait_up(f"http://127.0.0.1:{second_port}/readyz")
         wait_up(f"http://127.0.0.1:{bare_port}/docs")
         single = ('{"response_id": "bench-__N__", "survey_type": "nps", "score": 7, "account_id": "acct-1", '
                   '"comment": "fine", "properties": {"plan": "pro"}}')
@@ -139,16 +148,36 @@ def main() -> None:
             f'{{"response_id": "b-__N__-{i}", "survey_type": "nps", "score": {i % 11}, "account_id": "acct-{i % 97}"}}'
             for i in range(500))
         rates = []
+        assert broker.process is not None
         for round_no in range(1, args.rounds + 1):
+            ingest_cpu, broker_cpu = cpu_seconds(ingest.pid), cpu_seconds(broker.process.pid)
             rps, note = wrk(f"http://127.0.0.1:{ingest_port}/v1/responses/batch", '{"responses": [' + items + "]}",
                             args.seconds, min(args.connections, 8))
+            answered = rps * 500 * args.seconds
+            ingest_cpu = (cpu_seconds(ingest.pid) - ingest_cpu) / answered
+            broker_cpu = (cpu_seconds(broker.process.pid) - broker_cpu) / answered
             rates.append(rps * 500)
-            print(f"  round {round_no}: batch of 500: {rps * 500:10,.0f} answers/s ({rps:,.1f} req/s, {note})")
+            print(f"  round {round_no}: batch of 500: {rps * 500:10,.0f} answers/s ({rps:,.1f} req/s, {note}; CPU per "
+                  f"answer: ingest {ingest_cpu * 1e6:.1f} us, broker {broker_cpu * 1e6:.1f} us)")
         print(f"batch of 500: median {statistics.median(rates):,.0f} answers/s over {args.rounds} rounds "
               f"(min {min(rates):,.0f}, max {max(rates):,.0f}; reference: the single-answer rounds above; "
               f"target >= 50,000 answers/s)")
+        # Both cores: two replicas (as the HPA scales ingest), each loaded by its own wrk.
+        body = '{"responses": [' + items + "]}"
+        rates = []
+        for round_no in range(1, args.rounds + 1):
+            with ThreadPoolExecutor(2) as pool:
+                loads = [pool.submit(wrk, f"http://127.0.0.1:{port}/v1/responses/batch", body, args.seconds, 4,
+                                     threads=1, tag=f"r{round_no}p{port}-") for port in (ingest_port, second_port)]
+                results = [load.result() for load in loads]
+            rps = sum(r for r, _ in results)
+            rates.append(rps * 500)
+            print(f"  round {round_no}: batch of 500, two replicas: {rps * 500:10,.0f} answers/s "
+                  f"({'; '.join(note for _, note in results)})")
+        print(f"batch of 500, two replicas on the 2 cores: median {statistics.median(rates):,.0f} answers/s over "
+              f"{args.rounds} rounds (min {min(rates):,.0f}, max {max(rates):,.0f}; target >= 50,000 answers/s)")
     finally:
-        for process in (ingest, bare):
+        for process in (ingest, second, bare):
             process.terminate()
             process.wait(timeout=30)
         broker.stop()
