@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import UTC, datetime
 
 import pytest
@@ -16,6 +17,7 @@ from pulse_shared.events import (
     classify,
     decode,
     encode,
+    random_uuid,
 )
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -99,3 +101,9 @@ def test_text_that_merely_looks_like_a_nul_escape_is_kept() -> None:
     event = decode(RESPONSE_EVENTS, json.dumps(submitted(comment="C:\\u0000 is not a NUL")).encode())
     assert isinstance(event, ResponseSubmitted)
     assert event.comment == "C:\\u0000 is not a NUL"
+
+
+def test_random_uuids_are_version_4_and_distinct() -> None:
+    ids = [random_uuid() for _ in range(10_000)]
+    assert {(u.version, u.variant) for u in ids} == {(4, uuid.RFC_4122)}
+    assert len(set(ids)) == len(ids)

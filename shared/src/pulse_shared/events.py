@@ -8,9 +8,10 @@ of the types allowed on it; :func:`decode_response_event` and friends turn bytes
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, TypeVar
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from pydantic import (
     AwareDatetime,
@@ -41,6 +42,13 @@ T = TypeVar("T")
 
 AccountId = Annotated[str, Field(min_length=1, max_length=255)]
 ResponseId = Annotated[str, Field(min_length=1, max_length=255)]
+
+
+def random_uuid() -> UUID:
+    """A random (version 4) UUID from the process's random generator: unique, not secret, as event and
+    generated response ids need to be. ``uuid.uuid4`` makes a system call per id; ``random`` is seeded from
+    the OS at start and reseeded in forked children, so processes never share a sequence."""
+    return UUID(int=random.getrandbits(128), version=4)
 
 
 def utcnow() -> datetime:
@@ -126,7 +134,7 @@ class Event(BaseModel):
             reject_nul(data, "event")
         return data
 
-    event_id: UUID = Field(default_factory=uuid4)
+    event_id: UUID = Field(default_factory=random_uuid)
     occurred_at: AwareDatetime = Field(default_factory=utcnow)
 
 

@@ -95,9 +95,9 @@ class EventProducer:
             async with asyncio.timeout(self._timeout):  # no extra task per message, unlike wait_for
                 metadata = await self._producer.send_and_wait(topic, value=value, key=key, headers=list(headers))
         except (TimeoutError, KafkaError) as exc:
-            EVENTS_PRODUCED.labels(topic, "failed").inc()
+            _produced(topic, "failed").inc()
             raise PublishFailed(f"broker did not acknowledge within {self._timeout}s: {exc!r}") from exc
-        EVENTS_PRODUCED.labels(topic, "acked").inc()
+        _produced(topic, "acked").inc()
         return metadata
 
     async def publish_many(self, topic: str, events: Sequence[tuple[str, Event]]) -> list[BaseException | None]:
@@ -121,7 +121,7 @@ class EventProducer:
                 await self._send_batches(self._producer, topic, events, outcomes, sent)
         except (TimeoutError, KafkaError) as exc:
             _abandon(future for _, future in sent)
-            EVENTS_PRODUCED.labels(topic, "failed").inc(len(events))
+            _produced(topic, "failed").inc(len(events))
             return [PublishFailed(f"broker did not take the events within {self._timeout}s: {exc!r}")] * len(events)
         # Wait without cancelling: a batch still in flight may yet land, which is fine (at-least-once; the
         # caller hears "unavailable" and sends again, and the response id makes that idempotent).
@@ -140,9 +140,9 @@ class EventProducer:
                 for index in members:
                     outcomes[index] = error
         failed = sum(1 for r in outcomes if r is not None)
-        EVENTS_PRODUCED.labels(topic, "acked").inc(len(events) - failed)
+        _produced(topic, "acked").inc(len(events) - failed)
         if failed:
-            EVENTS_PRODUCED.labels(topic, "failed").inc(failed)
+            _produced(topic, "failed").inc(failed)
         return outcomes
 
     @staticmethod
@@ -185,6 +185,17 @@ class EventProducer:
     async def publish(self, topic: str, account_id: str, event: Event) -> RecordMetadata:
         """Publish an event keyed by its account, with its type and the current trace in headers."""
         return await self.send(topic, key=partition_key(account_id), value=encode(event), headers=_headers(event))
+
+
+_PRODUCED: dict[tuple[str, str], Any] = {}
+
+
+def _produced(topic: str, outcome: str) -> Any:
+    """The events-produced counter of ``topic`` and ``outcome`` (``labels()`` locks and looks up per call)."""
+    child = _PRODUCED.get((topic, outcome))
+    if child is None:
+        child = _PRODUCED[(topic, outcome)] = EVENTS_PRODUCED.labels(topic, outcome)
+    return child
 
 
 def _abandon(futures: Iterable[asyncio.Future[Any]]) -> None:

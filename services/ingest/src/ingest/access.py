@@ -51,7 +51,8 @@ def authorize(request: Request, response: Response) -> Submitter:
     and rate limits, or raise the 401/403/410/429 that says why not."""
     headers = request.headers
     origin = headers.get("origin")
-    write_key, survey = resolve_key(request, headers.get("x-pulse-key"), request.query_params.get("key"))
+    header_key = headers.get("x-pulse-key")  # the query string is parsed only when the header is absent
+    write_key, survey = resolve_key(request, header_key, None if header_key else request.query_params.get("key"))
     if not origin_allowed(origin, write_key.allowed_origins):
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail=f"origin {origin!r} is not allowed for this key",
                             headers={"Vary": "Origin"})

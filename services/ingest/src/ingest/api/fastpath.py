@@ -53,8 +53,13 @@ class AnswerFastPath:
             answer = await self.refused(request, exc)
         except RequestValidationError as exc:
             answer = await self.invalid(request, exc)
-        else:
-            answer = Response(to_json(accepted), status_code=status.HTTP_202_ACCEPTED, media_type="application/json")
+        else:  # written as the ASGI messages a JSONResponse would send, without building one
+            body = to_json(accepted)
+            await send({"type": "http.response.start", "status": status.HTTP_202_ACCEPTED, "headers": [
+                (b"content-length", str(len(body)).encode()), (b"content-type", b"application/json"),
+                *headers.raw_headers]})
+            await send({"type": "http.response.body", "body": body})
+            return
         for name, value in headers.headers.items():  # CORS, Location; a refusal's own headers take precedence
             if name not in answer.headers:
                 answer.headers[name] = value

@@ -27,6 +27,7 @@ from pulse_shared.events import (
     ResponseSubmitted,
     SurveyType,
     nul_checked,
+    random_uuid,
     reject_nul,
 )
 
@@ -162,6 +163,4 @@ def validate_answers(
 
 
 def _new_id() -> str:
-    import uuid
-
-    return str(uuid.uuid4())
+    return str(random_uuid())
