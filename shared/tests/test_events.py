@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import uuid
 from datetime import UTC, datetime
 
@@ -107,3 +108,10 @@ def test_random_uuids_are_version_4_and_distinct() -> None:
     ids = [random_uuid() for _ in range(10_000)]
     assert {(u.version, u.variant) for u in ids} == {(4, uuid.RFC_4122)}
     assert len(set(ids)) == len(ids)
+
+
+def test_random_uuids_do_not_repeat_when_the_global_generator_is_seeded() -> None:
+    random.seed(7)
+    first = random_uuid()
+    random.seed(7)
+    assert random_uuid() != first

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -83,3 +84,28 @@ async def test_black_hole_delivers_nothing_and_up_resets_what_lost_bytes(proxy: 
     reader, writer = await _connect(proxy)
     assert await _ask(reader, writer, b"back") == b"echo back\n"
     writer.close()
+
+
+async def test_strand_black_holes_open_connections_only(proxy: TcpProxy) -> None:
+    reader, writer = await _connect(proxy)
+    assert await _ask(reader, writer, b"open") == b"echo open\n"  # the proxy holds the connection now
+    await asyncio.to_thread(proxy.strand)
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(_ask(reader, writer, b"stranded"), timeout=0.5)
+    fresh_reader, fresh_writer = await _connect(proxy)
+    assert await _ask(fresh_reader, fresh_writer, b"fresh") == b"echo fresh\n"
+    fresh_writer.close()
+
+
+async def test_forwards_to_a_unix_socket(tmp_path: Path) -> None:
+    path = str(tmp_path / "echo.sock")
+    server = await asyncio.start_unix_server(_echo, path)
+    relay = TcpProxy(path).start()
+    try:
+        reader, writer = await _connect(relay)
+        assert await _ask(reader, writer, b"local") == b"echo local\n"
+        writer.close()
+    finally:
+        relay.stop()
+        server.close()
+        await server.wait_closed()

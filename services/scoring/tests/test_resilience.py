@@ -1,6 +1,7 @@
 """Scoring as a real process against the real broker and PostgreSQL, under faults (resilience.md rows 12
 to 15): kill -9 at random moments, a second instance joining and leaving, a processing stall longer than
-the poll interval, database connections killed mid-transaction, PostgreSQL restarted. Every run ends with
+the poll interval, database connections killed mid-transaction or stranded by a failover, PostgreSQL
+restarted. Every run ends with
 aggregates equal to the oracle."""
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -24,6 +26,7 @@ from pulse_shared.migrations import upgrade_to_head
 from pulse_shared.producer import EventProducer
 from pulse_shared.settings import ServiceSettings
 from pulse_shared.testing.processes import ServiceProcess
+from pulse_shared.testing.tcp_proxy import TcpProxy
 from pulse_shared.topics import Topics
 from scoring.store import ResponseEvent
 from scoring.tables import SCHEMA, consumer_offsets
@@ -289,3 +292,41 @@ async def test_postgresql_restarted_mid_stream_resumes_from_the_stored_offsets(
             await rig.producer.stop()
     finally:
         server.stop()
+
+
+def proxied(database_url: str) -> tuple[TcpProxy, str]:
+    """A proxy in front of the database's server (on TCP or a Unix socket), and the URL through it."""
+    parts = urlsplit(database_url)
+    socket_dir = parse_qs(parts.query).get("host", [""])[0]
+    if socket_dir.startswith("/"):
+        proxy = TcpProxy(f"{socket_dir}/.s.PGSQL.{parts.port or 5432}")
+    else:
+        proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432)
+    user = parts.netloc.rpartition("@")[0]
+    return proxy, urlunsplit((parts.scheme, f"{user}@{proxy.address}", parts.path, "", ""))
+
+
+async def test_a_failover_that_strands_open_database_connections_is_survived(rig: Rig) -> None:
+    """Row 15, as a failover looks to a client: the connections scoring holds stop answering and are never
+    reset (the primary's address moved), while new connections work. Each stuck statement fails after
+    DATABASE_COMMAND_TIMEOUT_SECONDS, the connection is replaced, and the stream is counted exactly once;
+    without that bound the worker would wait for TCP to give up (a quarter of an hour on Linux)."""
+    proxy, proxied_url = proxied(rig.database_url)
+    proxy.start()
+    rig.env.update(DATABASE_URL=proxied_url, DATABASE_COMMAND_TIMEOUT_SECONDS="2")
+    events = make_stream(2000, seed=17)
+    process = rig.scoring().start(wait_ready=True)
+    try:
+        producing = asyncio.create_task(rig.produce(events, pause=0.003))
+        await asyncio.sleep(2.0)
+        stranded = proxy.connections
+        await asyncio.to_thread(proxy.strand)
+        await producing
+        await rig.wait_caught_up(timeout=60)
+        assert stranded >= 1
+        assert process.process is not None
+        assert process.process.poll() is None, f"scoring died:\n{process.tail()}"
+        assert await rig.state() == oracle(events)
+    finally:
+        assert process.terminate(timeout=25) == 0
+        proxy.stop()

@@ -10,6 +10,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from pulse_shared.settings import ServiceSettings
+
 _ASYNC_SCHEME = "postgresql+asyncpg"
 
 
@@ -27,15 +29,25 @@ def plain_database_url(url: str) -> str:
     return urlunsplit(("postgresql", *parts[1:]))
 
 
-def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
-    """An async engine with a checked pool: dead connections are replaced before use."""
+def create_engine(url: str, *, pool_size: int = 10, command_timeout: float | None = None,
+                  connect_timeout: float = 10.0) -> AsyncEngine:
+    """An async engine with a checked pool: dead connections are replaced before use. ``command_timeout``
+    bounds each statement (None: unbounded, for long maintenance commands)."""
     return create_async_engine(
         async_database_url(url),
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,
         pool_recycle=1800,
+        connect_args={"command_timeout": command_timeout, "timeout": connect_timeout},
     )
+
+
+def service_engine(settings: ServiceSettings) -> AsyncEngine:
+    """The engine of a service's workers and API, sized and bounded by its settings."""
+    return create_engine(settings.require_database_url(), pool_size=settings.database_pool_size,
+                         command_timeout=settings.database_command_timeout_seconds,
+                         connect_timeout=settings.database_connect_timeout_seconds)
 
 
 async def ping(engine: AsyncEngine) -> None:

@@ -8,6 +8,7 @@ of the types allowed on it; :func:`decode_response_event` and friends turn bytes
 
 from __future__ import annotations
 
+import os
 import random
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, TypeVar
@@ -44,11 +45,16 @@ AccountId = Annotated[str, Field(min_length=1, max_length=255)]
 ResponseId = Annotated[str, Field(min_length=1, max_length=255)]
 
 
+#: Its own generator, seeded from the OS: whoever seeds the global ``random`` (a test, a library) cannot
+#: make ids repeat. Reseeded in forked children, so processes never share a sequence.
+_IDS = random.Random()
+os.register_at_fork(after_in_child=_IDS.seed)
+
+
 def random_uuid() -> UUID:
-    """A random (version 4) UUID from the process's random generator: unique, not secret, as event and
-    generated response ids need to be. ``uuid.uuid4`` makes a system call per id; ``random`` is seeded from
-    the OS at start and reseeded in forked children, so processes never share a sequence."""
-    return UUID(int=random.getrandbits(128), version=4)
+    """A random (version 4) UUID: unique, not secret, as event and generated response ids need to be,
+    without the system call ``uuid.uuid4`` makes per id."""
+    return UUID(int=_IDS.getrandbits(128), version=4)
 
 
 def utcnow() -> datetime:

@@ -42,6 +42,11 @@ class ServiceSettings(BaseSettings):
         None, description="PostgreSQL URL (postgresql://user:pass@host:port/db); required by stateful services."
     )
     database_pool_size: int = Field(10, ge=1, description="Connection pool size per process.")
+    database_command_timeout_seconds: float = Field(
+        30.0, gt=0, description="Longest wait for one statement's answer; a connection left hanging (a failover, a "
+        "dropped network path) fails after it and is replaced, instead of stalling its worker until TCP gives up.",
+    )
+    database_connect_timeout_seconds: float = Field(10.0, gt=0, description="Longest wait for a new connection.")
     http_host: str = Field("0.0.0.0", description="Interface the HTTP server binds to.")
     log_level: str = Field("INFO", description="Log level: DEBUG, INFO, WARNING, ERROR.")
     shutdown_grace_seconds: float = Field(

@@ -16,7 +16,7 @@ from alerts.slack import SlackClient
 from alerts.store import AlertInput, AlertStore
 from alerts.tables import consumer_offsets
 from pulse_shared.consumer import ConsumerRunner, RunnerConfig
-from pulse_shared.db import create_engine, ping
+from pulse_shared.db import ping, service_engine
 from pulse_shared.events import OWNER_EVENTS, RESPONSE_EVENTS, decode
 from pulse_shared.http import create_app
 from pulse_shared.loops import run_until_stopped
@@ -29,7 +29,7 @@ from pulse_shared.transactional import TransactionalHandler
 def build_app(settings: AlertsSettings) -> tuple[FastAPI, Runtime]:
     """The alerts app and its runtime, wired from ``settings``."""
     runtime = Runtime("alerts", grace_seconds=settings.shutdown_grace_seconds)
-    engine = create_engine(settings.require_database_url(), pool_size=settings.database_pool_size)
+    engine = service_engine(settings)
     producer = EventProducer(settings, client_id="alerts")  # for the dead-letter topic
     owners_topic = settings.topics.account_owners
 

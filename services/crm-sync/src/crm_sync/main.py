@@ -18,7 +18,7 @@ from crm_sync.settings import CrmSyncSettings
 from crm_sync.store import WriteStore
 from crm_sync.tables import consumer_offsets
 from pulse_shared.consumer import ConsumerRunner, RunnerConfig
-from pulse_shared.db import create_engine, ping
+from pulse_shared.db import ping, service_engine
 from pulse_shared.events import SCORE_EVENTS, ScoreUpdated, decode
 from pulse_shared.http import create_app
 from pulse_shared.loops import run_until_stopped
@@ -48,7 +48,7 @@ def connectors_for(settings: CrmSyncSettings) -> list[Connector]:
 def build_app(settings: CrmSyncSettings) -> tuple[FastAPI, Runtime]:
     """The crm-sync app and its runtime, wired from ``settings``."""
     runtime = Runtime("crm-sync", grace_seconds=settings.shutdown_grace_seconds)
-    engine = create_engine(settings.require_database_url(), pool_size=settings.database_pool_size)
+    engine = service_engine(settings)
     producer = EventProducer(settings, client_id="crm-sync")  # dead letters (and, later, owner events)
     connectors = connectors_for(settings)
     runner: ConsumerRunner[ScoreUpdated] = ConsumerRunner(

@@ -18,7 +18,7 @@ from ingest.domain.catalog import WEBHOOK_KINDS
 from ingest.protection import BodyLimitMiddleware, RateLimiter
 from ingest.publisher import ResponsePublisher
 from ingest.settings import IngestSettings
-from pulse_shared.db import create_engine, ping
+from pulse_shared.db import ping, service_engine
 from pulse_shared.http import create_app
 from pulse_shared.loops import run_until_stopped
 from pulse_shared.producer import EventProducer
@@ -29,7 +29,7 @@ def build_app(settings: IngestSettings) -> tuple[FastAPI, Runtime]:
     """The ingest app and its runtime, wired from ``settings``."""
     runtime = Runtime("ingest", grace_seconds=settings.shutdown_grace_seconds)
     producer = EventProducer(settings, client_id="ingest")
-    engine = create_engine(settings.require_database_url(), pool_size=settings.database_pool_size)
+    engine = service_engine(settings)
     catalog = CatalogStore(engine)
 
     @asynccontextmanager

@@ -11,7 +11,7 @@ from aiokafka import ConsumerRecord
 from fastapi import FastAPI
 
 from pulse_shared.consumer import ConsumerRunner, RunnerConfig
-from pulse_shared.db import create_engine, ping
+from pulse_shared.db import ping, service_engine
 from pulse_shared.events import RESPONSE_EVENTS, decode
 from pulse_shared.http import create_app
 from pulse_shared.loops import run_until_stopped
@@ -34,7 +34,7 @@ def decode_response(message: ConsumerRecord) -> ResponseEvent:
 def build_app(settings: ScoringSettings) -> tuple[FastAPI, Runtime]:
     """The scoring app and its runtime, wired from ``settings``."""
     runtime = Runtime("scoring", grace_seconds=settings.shutdown_grace_seconds)
-    engine = create_engine(settings.require_database_url(), pool_size=settings.database_pool_size)
+    engine = service_engine(settings)
     producer = EventProducer(settings, client_id="scoring")
     store = ResponseStore(settings.segments)
     runner: ConsumerRunner[ResponseEvent] = ConsumerRunner(

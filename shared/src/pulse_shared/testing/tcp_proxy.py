@@ -6,7 +6,11 @@ It forwards bytes both ways and can, on command:
   server looks to its clients; ``up()`` listens again on the same port;
 - ``black_hole()``: keep every connection open but deliver nothing either way, as a partitioned network
   looks (clients wait for answers that never come); ``up()`` forwards again (bytes sent into the hole are
-  lost, and the connections that saw the loss are reset, as a stream with a gap cannot go on).
+  lost, and the connections that saw the loss are reset, as a stream with a gap cannot go on);
+- ``strand()``: black-hole the connections open now, and forward new ones, as a database failover looks
+  to a client holding connections to the old primary (no reset ever comes; only its own timeouts help).
+
+The target is a host and port, or a Unix socket path (the embedded PostgreSQL listens on one).
 
 The proxy runs its own event loop in a thread, so a test's event loop (or a blocking call in a test) never
 stalls the traffic it forwards.
@@ -30,7 +34,8 @@ CHUNK = 64 * 1024
 class TcpProxy:
     """Forwards 127.0.0.1:``port`` to ``target_host``:``target_port`` until told to fail."""
 
-    def __init__(self, target_host: str, target_port: int, *, port: int | None = None) -> None:
+    def __init__(self, target_host: str, target_port: int = 0, *, port: int | None = None) -> None:
+        """``target_host`` may be a Unix socket's path (then ``target_port`` is unused)."""
         self.target = (target_host, target_port)
         self.port = port or free_port()
         self._loop = asyncio.new_event_loop()
@@ -62,6 +67,10 @@ class TcpProxy:
     def black_hole(self) -> None:
         """Accept connections but deliver no byte either way."""
         self._call(self._black_hole())
+
+    def strand(self) -> None:
+        """Deliver nothing more on the connections open now; forward new ones as usual."""
+        self._call(self._strand())
 
     def up(self) -> None:
         """Forward again (listening again if down; resetting connections that lost bytes in a black hole)."""
@@ -98,6 +107,10 @@ class TcpProxy:
         for link in self._links:
             link.holed = True
 
+    async def _strand(self) -> None:
+        for link in self._links:
+            link.holed = True
+
     async def _up(self) -> None:
         self._holed = False
         for link in list(self._links):
@@ -111,7 +124,11 @@ class TcpProxy:
         self._links.add(link)
         try:
             try:
-                server_reader, server_writer = await asyncio.open_connection(*self.target)
+                host, port = self.target
+                if host.startswith("/"):
+                    server_reader, server_writer = await asyncio.open_unix_connection(host)
+                else:
+                    server_reader, server_writer = await asyncio.open_connection(host, port)
             except OSError:
                 link.reset()
                 return
