@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
@@ -21,6 +21,14 @@ from pulse_shared.tracing import current_traceparent
 log = logging.getLogger(__name__)
 
 Headers = Sequence[tuple[str, bytes]]
+
+
+class Encoded(NamedTuple):
+    """An event ready for the broker: its account (the key), its type (a header) and its JSON bytes."""
+
+    account_id: str
+    event_type: str
+    value: bytes
 
 
 class PublishFailed(Exception):
@@ -101,8 +109,12 @@ class EventProducer:
         return metadata
 
     async def publish_many(self, topic: str, events: Sequence[tuple[str, Event]]) -> list[BaseException | None]:
-        """Publish ``(account_id, event)`` pairs together and wait for every acknowledgement (bounded by the
-        send timeout); return, per event, None when acknowledged or the error that stopped it.
+        """Publish ``(account_id, event)`` pairs together: :meth:`publish_encoded` of their encodings."""
+        return await self.publish_encoded(topic, [Encoded(a, _event_type(e), encode(e)) for a, e in events])
+
+    async def publish_encoded(self, topic: str, events: Sequence[Encoded]) -> list[BaseException | None]:
+        """Publish encoded events together and wait for every acknowledgement (bounded by the send timeout);
+        return, per event, None when acknowledged or the error that stopped it.
 
         The events are grouped into record batches per partition, chosen exactly as a single send chooses
         it (murmur2 of the key over the topic's partitions), so an account's events stay in order on one
@@ -147,13 +159,13 @@ class EventProducer:
 
     @staticmethod
     async def _send_batches(
-        producer: AIOKafkaProducer, topic: str, events: Sequence[tuple[str, Event]],
+        producer: AIOKafkaProducer, topic: str, events: Sequence[Encoded],
         outcomes: list[BaseException | None], sent: list[tuple[list[int], asyncio.Future[Any]]],
     ) -> None:
         """Queue the events as record batches per partition, adding each batch's members and future to
         ``sent``; an event too large for a batch gets its error in ``outcomes``."""
         partitions = sorted(await producer.partitions_for(topic))
-        keys = [partition_key(account_id) for account_id, _ in events]
+        keys = [partition_key(event.account_id) for event in events]
         by_partition: dict[int, list[int]] = {}
         chosen: dict[bytes, int] = {}  # murmur2 is pure Python: once per account
         by_type: dict[str, list[tuple[str, bytes]]] = {}  # the headers, once per event type
@@ -165,12 +177,11 @@ class EventProducer:
         for partition, indexes in by_partition.items():
             batch, members = producer.create_batch(), list[int]()
             for index in indexes:
-                event = events[index][1]
-                kind = _event_type(event)
+                kind, value = events[index].event_type, events[index].value
                 headers = by_type.get(kind)
                 if headers is None:
-                    headers = by_type[kind] = _headers(event)
-                key, value = keys[index], encode(event)
+                    headers = by_type[kind] = _headers(kind)
+                key = keys[index]
                 if batch.append(timestamp=None, key=key, value=value, headers=headers) is None:  # full: send it
                     if members:
                         sent.append((members, await producer.send_batch(batch, topic, partition=partition)))
@@ -184,7 +195,12 @@ class EventProducer:
 
     async def publish(self, topic: str, account_id: str, event: Event) -> RecordMetadata:
         """Publish an event keyed by its account, with its type and the current trace in headers."""
-        return await self.send(topic, key=partition_key(account_id), value=encode(event), headers=_headers(event))
+        return await self.publish_one(topic, Encoded(account_id, _event_type(event), encode(event)))
+
+    async def publish_one(self, topic: str, event: Encoded) -> RecordMetadata:
+        """Publish an encoded event keyed by its account, with its type and the current trace in headers."""
+        return await self.send(topic, key=partition_key(event.account_id), value=event.value,
+                               headers=_headers(event.event_type))
 
 
 _PRODUCED: dict[tuple[str, str], Any] = {}
@@ -205,9 +221,9 @@ def _abandon(futures: Iterable[asyncio.Future[Any]]) -> None:
         future.add_done_callback(lambda done: done.cancelled() or done.exception())
 
 
-def _headers(event: Event) -> list[tuple[str, bytes]]:
+def _headers(event_type: str) -> list[tuple[str, bytes]]:
     """A record's headers: the event's type, and the current trace when there is one."""
-    headers = [("event-type", _event_type(event).encode())]
+    headers = [("event-type", event_type.encode())]
     traceparent = current_traceparent()
     if traceparent:
         headers.append(("traceparent", traceparent.encode()))

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from fastapi import HTTPException, status
 
 from pulse_shared.events import RespondentErased, ResponseSubmitted, ResponseUpdated
-from pulse_shared.producer import EventProducer
+from pulse_shared.producer import Encoded, EventProducer
 
 ResponseEvent = ResponseSubmitted | ResponseUpdated | RespondentErased
 
@@ -26,6 +26,10 @@ class ResponsePublisher:
         """Publish and wait for the broker's acknowledgement (raises ``PublishFailed``)."""
         await self.producer.publish(self.topic, event.account_id, event)
 
+    async def publish_one(self, event: Encoded) -> None:
+        """Publish an encoded response event and wait for the acknowledgement (raises ``PublishFailed``)."""
+        await self.producer.publish_one(self.topic, event)
+
     def unavailable(self) -> HTTPException:
         """The answer to give when the event log did not take an event: 503, retry after a while."""
         return HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail="the event log is unavailable; retry later",
@@ -36,3 +40,9 @@ class ResponsePublisher:
         if not events:
             return []
         return await self.producer.publish_many(self.topic, [(e.account_id, e) for e in events])
+
+    async def publish_encoded(self, events: Sequence[Encoded]) -> list[BaseException | None]:
+        """Publish encoded response events together; per event, None when acknowledged or the error."""
+        if not events:
+            return []
+        return await self.producer.publish_encoded(self.topic, events)

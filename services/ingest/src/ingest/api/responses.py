@@ -13,18 +13,18 @@ from ingest.access import KEY_HELP, authorize
 from ingest.api.requests import documented, header, json_body, parameter, validation_error
 from ingest.domain.submission import (
     MAX_BATCH,
+    SUBMITTED_TYPE,
     VALID_BATCH,
     NotForSurvey,
     Problems,
     ResponseIn,
+    encoded_event,
     event_fields,
-    to_event,
-    to_events,
     validate_answers,
 )
 from ingest.publisher import ResponsePublisher
 from pulse_shared.events import nul_context, utcnow
-from pulse_shared.producer import PublishFailed
+from pulse_shared.producer import Encoded, PublishFailed
 from pulse_shared.tracing import traced
 
 log = logging.getLogger(__name__)
@@ -87,18 +87,19 @@ async def accept_answer(request: Request, response: Response) -> Accepted:
     with traced("ingest.submit_response", request.headers.get("traceparent")):
         source = "widget" if who.origin else "api"
         try:
-            event = to_event(answer, who.survey, now=utcnow(), source=source, idempotency_key=idempotency_key)
+            fields = event_fields(answer, who.survey, now=utcnow(), source=source, idempotency_key=idempotency_key)
         except NotForSurvey as exc:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from exc
+        response_id: str = fields["response_id"]
         try:
-            await publisher.publish(event)
+            await publisher.publish_one(Encoded(answer.account_id, SUBMITTED_TYPE, encoded_event(fields)))
         except PublishFailed as exc:
             log.warning("answer not accepted: broker unavailable", extra={"error": str(exc)[:300]})
             raise publisher.unavailable() from exc
         if log.isEnabledFor(logging.INFO):
-            log.info("answer accepted", extra={"response_id": event.response_id, "account_id": event.account_id})
-        response.headers["Location"] = f"/v1/responses/{event.response_id}"
-        return Accepted(response_id=event.response_id)
+            log.info("answer accepted", extra={"response_id": response_id, "account_id": answer.account_id})
+        response.headers["Location"] = f"/v1/responses/{response_id}"
+        return Accepted(response_id=response_id)
 
 
 class BatchIn(BaseModel):
@@ -162,9 +163,9 @@ async def submit_batch(request: Request, response: Response) -> Response:
                 continue
             results.append({"index": index, "status": "accepted", "response_id": fields[-1][1]["response_id"],
                             "reason": None})
-        pending = list(zip((i for i, _ in fields), to_events([f for _, f in fields]), strict=True))
-        outcomes = await publisher.publish_many([e for _, e in pending])
-        for (index, _event), error in zip(pending, outcomes, strict=True):
+        outcomes = await publisher.publish_encoded(
+            [Encoded(f["account_id"], SUBMITTED_TYPE, encoded_event(f)) for _, f in fields])
+        for (index, _fields), error in zip(fields, outcomes, strict=True):
             if error is not None:
                 results[index].update(status="unavailable", reason=UNAVAILABLE)
         counts = {s: sum(1 for r in results if r["status"] == s) for s in ("accepted", "rejected", "unavailable")}

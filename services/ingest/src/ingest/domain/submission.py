@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any
+from uuid import UUID
 
 from pydantic import (
     AwareDatetime,
@@ -17,12 +18,12 @@ from pydantic import (
     ValidationInfo,
     model_validator,
 )
+from pydantic_core import to_json
 
 from ingest.domain.catalog import Survey
 from pulse_shared.events import (
     MAX_COMMENT_CHARS,
     MAX_PROPERTIES,
-    NUL_CHECKED,
     PropertyValue,
     ResponseSubmitted,
     SurveyType,
@@ -83,19 +84,20 @@ class NotForSurvey(ValueError):
     """The answer does not fit the survey (wrong type, score off the scale)."""
 
 
-def to_event(
-    answer: ResponseIn, survey: Survey, *, now: datetime, source: str, idempotency_key: str | None = None,
-    response_id: str | None = None,
-) -> ResponseSubmitted:
-    """Build the response event for an accepted answer to ``survey`` (raises :class:`NotForSurvey`)."""
-    fields = event_fields(answer, survey, now=now, source=source, idempotency_key=idempotency_key,
-                          response_id=response_id)
-    return ResponseSubmitted.model_validate(fields, context=NUL_CHECKED)
+#: Every field of the event in the model's order, with its default where it has one (filled per event).
+_EVENT_TEMPLATE: dict[str, Any] = {name: None if info.is_required() or info.default_factory else info.default
+                                   for name, info in ResponseSubmitted.model_fields.items()}
+SUBMITTED_TYPE: str = ResponseSubmitted.model_fields["type"].default
 
 
-def to_events(fields: list[dict[str, Any]]) -> list[ResponseSubmitted]:
-    """The events for many :func:`event_fields` at once (one validation call for the whole list)."""
-    return EVENTS.validate_python(fields, context=NUL_CHECKED)
+def encoded_event(fields: dict[str, Any], *, event_id: UUID | None = None) -> bytes:
+    """The event of :func:`event_fields` as the JSON bytes :func:`pulse_shared.events.encode` writes for it,
+    without building the model: byte for byte the same fields, order and formats (the tests hold every
+    accepted answer's encoding to the model's). In a batch, building and dumping 500 models cost about a
+    third of the request; the answers were validated already, and ``event_fields`` adds only catalog values."""
+    record = dict(_EVENT_TEMPLATE)
+    record.update(fields, event_id=event_id or random_uuid(), type=SUBMITTED_TYPE)
+    return to_json(record)
 
 
 def event_fields(
@@ -104,8 +106,8 @@ def event_fields(
 ) -> dict[str, Any]:
     """The response event's fields for an accepted answer to ``survey``, or :class:`NotForSurvey`.
 
-    A validated answer and a catalog survey hold no NUL, so the event is validated without the NUL walk
-    (``NUL_CHECKED``); only a given id is walked here."""
+    A validated answer and a catalog survey hold no NUL, so only a given id is walked here; everything else
+    the event's contract asks was checked when the answer was validated (:func:`encoded_event` writes it)."""
     scale_min, scale_max = survey.scale
     if answer.survey_type != survey.survey_type:
         raise NotForSurvey(f"survey_type {answer.survey_type!r} does not match the survey's type "
@@ -136,7 +138,6 @@ def event_fields(
 
 #: One answer's problems, each as pydantic reports it (``loc`` within the answer).
 Problems = list[dict[str, Any]]
-EVENTS: TypeAdapter[list[ResponseSubmitted]] = TypeAdapter(list[ResponseSubmitted])
 
 
 class ValidBatch(BaseModel):
