@@ -35,12 +35,6 @@ class ResponsePublisher:
         return HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail="the event log is unavailable; retry later",
                              headers={"Retry-After": str(self.retry_after_seconds)})
 
-    async def publish_many(self, events: Sequence[ResponseEvent]) -> list[BaseException | None]:
-        """Publish together; per event, None when acknowledged or the error."""
-        if not events:
-            return []
-        return await self.producer.publish_many(self.topic, [(e.account_id, e) for e in events])
-
     async def publish_encoded(self, events: Sequence[Encoded]) -> list[BaseException | None]:
         """Publish encoded response events together; per event, None when acknowledged or the error."""
         if not events:
