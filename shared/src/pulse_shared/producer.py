@@ -52,7 +52,7 @@ class EventProducer:
             client_id=self._client_id,
             acks="all",
             enable_idempotence=self._settings.kafka_enable_idempotence,
-            linger_ms=2,
+            linger_ms=self._settings.kafka_linger_ms,
             request_timeout_ms=int(max(self._timeout, 1.0) * 1000),
             max_request_size=4 * 1024 * 1024,
             # A batch request's events for one partition fit one record batch: aiokafka queues one batch per

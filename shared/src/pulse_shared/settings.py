@@ -31,6 +31,10 @@ class ServiceSettings(BaseSettings):
     kafka_send_timeout_seconds: float = Field(
         5.0, gt=0, description="Bound on one produce (until the broker acknowledged it with acks=all)."
     )
+    kafka_linger_ms: int = Field(
+        2, ge=0, le=1000, description="How long a producer waits for more events to join a record batch (more "
+        "per request to the broker, more latency per event).",
+    )
     kafka_client_id: str = Field("pulse", description="Kafka client id prefix.")
     kafka_session_timeout_ms: int = Field(
         10_000, ge=1000, description="Consumer group session timeout: how soon a dead member's partitions move."
