@@ -168,3 +168,21 @@ async def test_the_openapi_documents_keys_and_refusals(ingest: Ingest) -> None:
     assert {"401", "403", "410", "413", "422", "429", "503"} <= set(post["responses"])
     assert any(p["name"] == "x-pulse-key" for p in post["parameters"])
     assert isinstance(httpx, object)
+
+
+async def test_body_limits_and_the_fast_path_apply_below_an_asgi_root_path(ingest: Ingest) -> None:
+    """Behind a proxy that mounts ingest under a prefix (ASGI ``root_path``), the batch keeps its own limit
+    (a 40 KB batch is not held to the 32 KB single-answer limit) and single answers are still accepted."""
+    transport = httpx.ASGITransport(app=ingest.app, root_path="/pulse", client=("203.0.113.9", 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://ingest") as client:
+        items = [{**ANSWER, "response_id": f"rp-{i}", "comment": "y" * 400} for i in range(100)]
+        batch = await client.post("/pulse/v1/responses/batch", json={"responses": items},
+                                  headers={"X-Pulse-Key": KEY})
+        assert batch.status_code == 202, batch.text
+        assert batch.json()["accepted"] == 100
+        single = await client.post("/pulse/v1/responses", json={**ANSWER, "response_id": "rp-single"},
+                                   headers={"X-Pulse-Key": KEY})
+        assert single.status_code == 202, single.text
+        too_big = await client.post("/pulse/v1/responses", json={**ANSWER, "comment": "x" * (33 * 1024)},
+                                    headers={"X-Pulse-Key": KEY})
+        assert too_big.status_code == 413

@@ -16,6 +16,16 @@ from pulse_shared.health import Health
 from pulse_shared.metrics import HTTP_LATENCY, HTTP_REQUESTS
 
 
+def route_path(scope: Scope) -> str:
+    """The request's path below the app's mount point, as Starlette's router matches it: ASGI ``path``
+    includes ``root_path``, which a proxy or ``uvicorn --root-path`` sets."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    if root and path.startswith(root) and path[len(root):len(root) + 1] == "/":
+        return path[len(root):]
+    return path
+
+
 class RequestMetricsMiddleware:
     """Counts requests and measures latency per route template (pure ASGI, so it adds little)."""
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from pulse_shared.http import route_path
+
 
 class BodyLimitMiddleware:
     """Refuses bodies over a per-path limit with 413, counting the bytes as they arrive.
@@ -32,7 +34,7 @@ class BodyLimitMiddleware:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
             return
-        limit = self._limit(scope["path"])
+        limit = self._limit(route_path(scope))
         for name, value in scope.get("headers", ()):
             if name == b"content-length":
                 try:

@@ -24,6 +24,7 @@ from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ingest.api.responses import accept_answer
+from pulse_shared.http import route_path
 
 PATH = "/v1/responses"
 Handler = Callable[[Request, Any], Awaitable[Response]]
@@ -64,16 +65,6 @@ class AnswerFastPath:
             if name not in answer.headers:
                 answer.headers[name] = value
         await answer(scope, receive, send)
-
-
-def route_path(scope: Scope) -> str:
-    """The request's path below the app's mount point (ASGI ``path`` includes ``root_path``, which a proxy or
-    ``uvicorn --root-path`` sets), as Starlette's router matches it."""
-    path: str = scope["path"]
-    root: str = scope.get("root_path", "")
-    if root and path.startswith(root) and path[len(root):len(root) + 1] == "/":
-        return path[len(root):]
-    return path
 
 
 def install(app: FastAPI, router: APIRouter) -> None:
