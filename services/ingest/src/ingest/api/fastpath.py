@@ -61,7 +61,7 @@ class AnswerFastPath:
                 *headers.raw_headers]})
             await send({"type": "http.response.body", "body": body})
             return
-        for name, value in headers.headers.items():  # CORS, Location; a refusal's own headers take precedence
+        for name, value in headers.headers.items():  # CORS, Vary; a refusal's own headers take precedence
             if name not in answer.headers:
                 answer.headers[name] = value
         await answer(scope, receive, send)

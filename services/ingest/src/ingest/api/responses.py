@@ -98,7 +98,6 @@ async def accept_answer(request: Request, response: Response) -> Accepted:
             raise publisher.unavailable() from exc
         if log.isEnabledFor(logging.INFO):
             log.info("answer accepted", extra={"response_id": response_id, "account_id": answer.account_id})
-        response.headers["Location"] = f"/v1/responses/{response_id}"
         return Accepted(response_id=response_id)
 
 
