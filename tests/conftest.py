@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -43,6 +44,13 @@ class Platform:
         return self.services["scoring"].url
 
 
+def migrate(module: str, env: dict[str, str]) -> None:
+    """``python -m <module> migrate`` with ``env`` (on top of this process's environment)."""
+    done = subprocess.run([sys.executable, "-m", module, "migrate"], env={**os.environ, **env}, capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert done.returncode == 0, f"{module} migrate failed:\n{done.stdout}\n{done.stderr}"
+
+
 @pytest.fixture
 def platform(
     kafka_bootstrap: str, database_url: str, topics: Topics, fake_slack: FakeSlack, fake_hubspot: FakeHubSpot,
@@ -66,9 +74,7 @@ def platform(
         "SHUTDOWN_GRACE_SECONDS": "20",
     }
     for module in STATEFUL:
-        done = subprocess.run([sys.executable, "-m", module, "migrate"], env={**env}, capture_output=True,
-                              text=True, timeout=120, check=False)
-        assert done.returncode == 0, f"{module} migrate failed:\n{done.stdout}\n{done.stderr}"
+        migrate(module, env)
     ports = {"ingest": "INGEST_PORT", "scoring": "SCORING_PORT", "alerts": "ALERTS_PORT", "crm_sync": "CRM_SYNC_PORT"}
     services: dict[str, ServiceProcess] = {}
     for module, port_var in ports.items():

@@ -17,9 +17,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -35,7 +32,7 @@ from pulse_shared.localinfra import Broker, create_topics, free_port
 from pulse_shared.testing.processes import ServiceProcess
 from pulse_shared.testing.tcp_proxy import TcpProxy
 from pulse_shared.topics import Topics
-from tests.conftest import KEY, SEED
+from tests.conftest import KEY, SEED, migrate
 
 pytestmark = pytest.mark.e2e
 
@@ -120,9 +117,7 @@ def service_env(proxy: TcpProxy, topics: Topics, database_url: str) -> dict[str,
 
 def started(module: str, env: dict[str, str], log_dir: Path) -> ServiceProcess:
     """Migrate the service's schema, then start it (not waiting for readiness)."""
-    done = subprocess.run([sys.executable, "-m", module, "migrate"], env={**os.environ, **env}, capture_output=True,
-                          text=True, timeout=120, check=False)
-    assert done.returncode == 0, done.stderr
+    migrate(module, env)
     port = free_port()
     port_var = f"{module.upper()}_PORT"
     return ServiceProcess(module, env={**env, port_var: str(port)}, port=port, log_dir=log_dir).start(wait_ready=False)

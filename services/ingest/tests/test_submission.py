@@ -50,8 +50,10 @@ def test_events_built_from_answers_hold_to_the_event_contract(case: tuple[Respon
     fields = event_fields(answer, survey, now=NOW, source="api", idempotency_key=idempotency_key)
     event = ResponseSubmitted.model_validate(fields)  # every field and rule of the contract, NUL walk included
     # What ingest writes without building the model is byte for byte what encode writes for the model,
-    value = encoded_event(fields, event_id=event.event_id)
+    encoded = encoded_event(fields, event_id=event.event_id)
+    value = encoded.value
     assert value == encode(event)
+    assert (encoded.account_id, encoded.event_type) == (event.account_id, event.type)
     assert decode(RESPONSE_EVENTS, value) == event  # and what consumers read is the same event.
     assert event.response_id == (answer.response_id or idempotency_key or event.response_id)
     assert event.submitted_at.utcoffset() == timedelta(0)  # aware, in UTC

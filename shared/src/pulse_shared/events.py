@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import random
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, NamedTuple, TypeVar
 from uuid import UUID
 
 from pydantic import (
@@ -267,6 +267,14 @@ def decode(adapter: TypeAdapter[T], data: bytes | None) -> T:
             f"{'.'.join(str(p) for p in err['loc']) or 'value'}: {err['msg']}" for err in exc.errors()[:5]
         )
         raise InvalidEvent(problems) from exc
+
+
+class Encoded(NamedTuple):
+    """An event ready for the broker: its account (the key), its type (a header) and its JSON bytes."""
+
+    account_id: str
+    event_type: str
+    value: bytes
 
 
 def encode(event: Event) -> bytes:

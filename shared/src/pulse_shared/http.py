@@ -13,7 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pulse_shared.health import Health
-from pulse_shared.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from pulse_shared.metrics import HTTP_LATENCY, HTTP_REQUESTS, labelled
 
 
 def route_path(scope: Scope) -> str:
@@ -31,9 +31,6 @@ class RequestMetricsMiddleware:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        # Labelled children by (method, route, status): labels() locks and builds them on every call.
-        self._counters: dict[tuple[str, str, str], Any] = {}
-        self._timers: dict[tuple[str, str], Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -54,15 +51,8 @@ class RequestMetricsMiddleware:
             route = scope.get("route")
             path = getattr(route, "path", None) or "unmatched"
             method = scope.get("method", "")
-            counted = (method, path, str(status))
-            counter = self._counters.get(counted)
-            if counter is None:
-                counter = self._counters[counted] = HTTP_REQUESTS.labels(*counted)
-            timer = self._timers.get(counted[:2])
-            if timer is None:
-                timer = self._timers[counted[:2]] = HTTP_LATENCY.labels(method, path)
-            counter.inc()
-            timer.observe(time.perf_counter() - start)
+            labelled(HTTP_REQUESTS, method, path, str(status)).inc()
+            labelled(HTTP_LATENCY, method, path).observe(time.perf_counter() - start)
 
 
 def create_app(

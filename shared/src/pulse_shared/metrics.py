@@ -6,7 +6,10 @@ dead letters, outboxes and calls to external systems, so dashboards and alerts w
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client.metrics import MetricWrapperBase
 
 HTTP_REQUESTS = Counter(
     "pulse_http_requests_total", "HTTP requests served.", ["method", "route", "status"]
@@ -48,3 +51,16 @@ EXTERNAL_CALLS = Counter(
 EXTERNAL_LATENCY = Histogram(
     "pulse_external_call_duration_seconds", "Latency of calls to external systems.", ["system", "operation"]
 )
+
+
+_CHILDREN: dict[tuple[int, tuple[str, ...]], Any] = {}
+
+
+def labelled(metric: MetricWrapperBase, *values: str) -> Any:
+    """``metric.labels(*values)``, made once: ``labels()`` takes a lock and builds its key on every call,
+    which per request or per produced event is measurable. For the hot paths only."""
+    key = (id(metric), values)
+    child = _CHILDREN.get(key)
+    if child is None:
+        child = _CHILDREN[key] = metric.labels(*values)
+    return child

@@ -5,15 +5,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import murmur2
 from aiokafka.structs import RecordMetadata
 
-from pulse_shared.events import Event, encode
-from pulse_shared.metrics import EVENTS_PRODUCED
+from pulse_shared.events import Encoded, Event, encode
+from pulse_shared.metrics import EVENTS_PRODUCED, labelled
 from pulse_shared.settings import ServiceSettings
 from pulse_shared.topics import partition_key
 from pulse_shared.tracing import current_traceparent
@@ -21,14 +21,6 @@ from pulse_shared.tracing import current_traceparent
 log = logging.getLogger(__name__)
 
 Headers = Sequence[tuple[str, bytes]]
-
-
-class Encoded(NamedTuple):
-    """An event ready for the broker: its account (the key), its type (a header) and its JSON bytes."""
-
-    account_id: str
-    event_type: str
-    value: bytes
 
 
 class PublishFailed(Exception):
@@ -103,9 +95,9 @@ class EventProducer:
             async with asyncio.timeout(self._timeout):  # no extra task per message, unlike wait_for
                 metadata = await self._producer.send_and_wait(topic, value=value, key=key, headers=list(headers))
         except (TimeoutError, KafkaError) as exc:
-            _produced(topic, "failed").inc()
+            labelled(EVENTS_PRODUCED, topic, "failed").inc()
             raise PublishFailed(f"broker did not acknowledge within {self._timeout}s: {exc!r}") from exc
-        _produced(topic, "acked").inc()
+        labelled(EVENTS_PRODUCED, topic, "acked").inc()
         return metadata
 
     async def publish_many(self, topic: str, events: Sequence[tuple[str, Event]]) -> list[BaseException | None]:
@@ -121,6 +113,8 @@ class EventProducer:
         partition; a batch is acknowledged or failed as a whole. A send per event cost ~60 us of Python
         each; a batch append costs a few.
         """
+        if not events:
+            return []
         if self._producer is None:
             return [PublishFailed("producer not started")] * len(events)
         outcomes: list[BaseException | None] = [None] * len(events)
@@ -133,7 +127,7 @@ class EventProducer:
                 await self._send_batches(self._producer, topic, events, outcomes, sent)
         except (TimeoutError, KafkaError) as exc:
             _abandon(future for _, future in sent)
-            _produced(topic, "failed").inc(len(events))
+            labelled(EVENTS_PRODUCED, topic, "failed").inc(len(events))
             return [PublishFailed(f"broker did not take the events within {self._timeout}s: {exc!r}")] * len(events)
         # Wait without cancelling: a batch still in flight may yet land, which is fine (at-least-once; the
         # caller hears "unavailable" and sends again, and the response id makes that idempotent).
@@ -152,9 +146,9 @@ class EventProducer:
                 for index in members:
                     outcomes[index] = error
         failed = sum(1 for r in outcomes if r is not None)
-        _produced(topic, "acked").inc(len(events) - failed)
+        labelled(EVENTS_PRODUCED, topic, "acked").inc(len(events) - failed)
         if failed:
-            _produced(topic, "failed").inc(failed)
+            labelled(EVENTS_PRODUCED, topic, "failed").inc(failed)
         return outcomes
 
     @staticmethod
@@ -201,17 +195,6 @@ class EventProducer:
         """Publish an encoded event keyed by its account, with its type and the current trace in headers."""
         return await self.send(topic, key=partition_key(event.account_id), value=event.value,
                                headers=_headers(event.event_type))
-
-
-_PRODUCED: dict[tuple[str, str], Any] = {}
-
-
-def _produced(topic: str, outcome: str) -> Any:
-    """The events-produced counter of ``topic`` and ``outcome`` (``labels()`` locks and looks up per call)."""
-    child = _PRODUCED.get((topic, outcome))
-    if child is None:
-        child = _PRODUCED[(topic, outcome)] = EVENTS_PRODUCED.labels(topic, outcome)
-    return child
 
 
 def _abandon(futures: Iterable[asyncio.Future[Any]]) -> None:

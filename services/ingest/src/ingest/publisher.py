@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from fastapi import HTTPException, status
 
-from pulse_shared.events import RespondentErased, ResponseSubmitted, ResponseUpdated
-from pulse_shared.producer import Encoded, EventProducer
+from pulse_shared.events import Encoded, RespondentErased, ResponseSubmitted, ResponseUpdated
+from pulse_shared.producer import EventProducer
 
 ResponseEvent = ResponseSubmitted | ResponseUpdated | RespondentErased
 
@@ -37,6 +37,4 @@ class ResponsePublisher:
 
     async def publish_encoded(self, events: Sequence[Encoded]) -> list[BaseException | None]:
         """Publish encoded response events together; per event, None when acknowledged or the error."""
-        if not events:
-            return []
         return await self.producer.publish_encoded(self.topic, events)

@@ -13,7 +13,6 @@ from ingest.access import KEY_HELP, authorize
 from ingest.api.requests import documented, header, json_body, parameter, validation_error
 from ingest.domain.submission import (
     MAX_BATCH,
-    SUBMITTED_TYPE,
     VALID_BATCH,
     NotForSurvey,
     Problems,
@@ -24,7 +23,7 @@ from ingest.domain.submission import (
 )
 from ingest.publisher import ResponsePublisher
 from pulse_shared.events import nul_context, utcnow
-from pulse_shared.producer import Encoded, PublishFailed
+from pulse_shared.producer import PublishFailed
 from pulse_shared.tracing import traced
 
 log = logging.getLogger(__name__)
@@ -92,7 +91,7 @@ async def accept_answer(request: Request, response: Response) -> Accepted:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from exc
         response_id: str = fields["response_id"]
         try:
-            await publisher.publish_one(Encoded(answer.account_id, SUBMITTED_TYPE, encoded_event(fields)))
+            await publisher.publish_one(encoded_event(fields))
         except PublishFailed as exc:
             log.warning("answer not accepted: broker unavailable", extra={"error": str(exc)[:300]})
             raise publisher.unavailable() from exc
@@ -162,8 +161,7 @@ async def submit_batch(request: Request, response: Response) -> Response:
                 continue
             results.append({"index": index, "status": "accepted", "response_id": fields[-1][1]["response_id"],
                             "reason": None})
-        outcomes = await publisher.publish_encoded(
-            [Encoded(f["account_id"], SUBMITTED_TYPE, encoded_event(f)) for _, f in fields])
+        outcomes = await publisher.publish_encoded([encoded_event(f) for _, f in fields])
         for (index, _fields), error in zip(fields, outcomes, strict=True):
             if error is not None:
                 results[index].update(status="unavailable", reason=UNAVAILABLE)
