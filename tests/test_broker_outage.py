@@ -152,7 +152,7 @@ async def counted(database_url: str) -> tuple[int, set[str]]:
     """Scoring's state: answers counted for all accounts (all-answers segment), and the stored ids."""
     conn = await asyncpg.connect(plain_database_url(database_url))
     try:
-        total = await conn.fetchval("SELECT coalesce(sum(n), 0) FROM scoring.daily_counts WHERE segment = ''")
+        total = await conn.fetchval("SELECT coalesce(sum(n), 0) FROM scoring.daily_counts")
         ids = {r["response_id"] for r in await conn.fetch("SELECT response_id FROM scoring.responses")}
     finally:
         await conn.close()

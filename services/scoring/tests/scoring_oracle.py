@@ -14,7 +14,8 @@ from scoring.store import ResponseEvent
 from scoring.tables import daily_counts, responses
 
 SEGMENTS = ("plan",)
-Key = tuple[str, str, str, str, object, int, int, int]
+#: (account, day, survey type, scale min, scale max, score, segment values sorted by property)
+Key = tuple[str, object, str, int, int, int, tuple[tuple[str, str], ...]]
 
 
 State = tuple[Counter[Key], dict[tuple[str, str], str | None]]
@@ -37,9 +38,8 @@ def oracle(events: list[ResponseEvent], segment_properties: tuple[str, ...] = SE
     comments: dict[tuple[str, str], str | None] = {}
     for key, e in winners.items():
         day = first_given[key].astimezone(UTC).date()
-        segments = [("", "")] + [(p, str(e.properties[p])) for p in segment_properties if p in e.properties]
-        for seg, val in segments:
-            counts[(e.account_id, e.survey_type, seg, val, day, e.scale_min, e.scale_max, e.score)] += 1
+        segments = tuple(sorted((p, str(e.properties[p])) for p in segment_properties if p in e.properties))
+        counts[(e.account_id, day, e.survey_type, e.scale_min, e.scale_max, e.score, segments)] += 1
         comments[key] = None if (e.account_id, e.respondent_id) in erased else e.comment
     return counts, comments
 
@@ -51,6 +51,6 @@ async def stored_state(engine: AsyncEngine) -> tuple[Counter[Key], dict[tuple[st
                                              responses.c.comment))).all()
     counts: Counter[Key] = Counter()
     for r in rows:
-        counts[(r.account_id, r.survey_type, r.segment, r.segment_value, r.day, r.scale_min, r.scale_max,
-                r.score)] = r.n
+        counts[(r.account_id, r.day, r.survey_type, r.scale_min, r.scale_max, r.score,
+                tuple(sorted(r.segments.items())))] = r.n
     return counts, {(a.account_id, a.response_id): a.comment for a in answers}

@@ -116,7 +116,7 @@ async def test_rebuild_reports_and_repairs_drift_and_applies_new_segments(engine
     assert clean.answers_counted_before == clean.answers_counted_after == 60
 
     async with engine.begin() as conn:  # simulate a bug that lost one count
-        await conn.execute(update(daily_counts).where(daily_counts.c.account_id == "a1", daily_counts.c.segment == "")
+        await conn.execute(update(daily_counts).where(daily_counts.c.account_id == "a1")
                            .values(n=daily_counts.c.n + 1))
     drift = await rebuild(engine, SEGMENTS, apply=False)
     assert not drift.consistent
@@ -129,8 +129,9 @@ async def test_rebuild_reports_and_repairs_drift_and_applies_new_segments(engine
     assert repaired.segments_changed == 60
     assert (await rebuild(engine, ("plan", "region"), apply=False)).consistent
     counts, _ = await stored_state(engine)
-    assert sum(n for k, n in counts.items() if k[2] == "region") == 60
-    assert sum(n for k, n in counts.items() if k[2] == "") == 60
+    assert sum(n for k, n in counts.items() if dict(k[6]).get("region") == "eu") == 60
+    assert sum(n for k, n in counts.items() if dict(k[6]).get("plan") == "pro") == 30
+    assert sum(counts.values()) == 60
 
     async with engine.begin() as conn:
         await conn.execute(consumer_offsets.insert().values(group_id="scoring", topic="r", partition=1, next_offset=9))

@@ -55,9 +55,9 @@ async def account_windows(
     else:
         c = daily_counts.c
         query = (
-            select(c.day, c.survey_type, c.scale_min, c.scale_max, c.score, c.n)
-            .where(c.account_id == account_id, c.segment == "", c.segment_value == "", c.day >= start, c.day < end,
-                   c.n > 0)
+            select(c.day, c.survey_type, c.scale_min, c.scale_max, c.score, func.sum(c.n))
+            .where(c.account_id == account_id, c.day >= start, c.day < end, c.n > 0)
+            .group_by(c.day, c.survey_type, c.scale_min, c.scale_max, c.score)
         )
         rows = [tuple(r) for r in await conn.execute(query)]
     for day, survey_type, lo, hi, score, n in rows:
@@ -93,8 +93,7 @@ async def timeseries(
     bucket_col = cast(func.date_trunc(bucket, c.day), Date).label("bucket")
     query = (
         select(bucket_col, c.scale_min, c.scale_max, c.score, func.sum(c.n).label("n"))
-        .where(c.account_id == account_id, c.segment == "", c.segment_value == "", c.survey_type == metric,
-               c.day >= start, c.day < end)
+        .where(c.account_id == account_id, c.survey_type == metric, c.day >= start, c.day < end)
         .group_by(bucket_col, c.scale_min, c.scale_max, c.score)
     )
     result: dict[date, dict[tuple[int, int, int], int]] = defaultdict(dict)
@@ -111,10 +110,11 @@ async def by_segment(
     c = daily_counts.c
     start = min(w.start for w in windows)
     end = max(w.end for w in windows)
+    value = c.segments[prop].astext.label("segment_value")
     query = (
-        select(c.segment_value, c.day, c.survey_type, c.scale_min, c.scale_max, func.sum(c.n).label("n"), c.score)
-        .where(c.segment == prop, c.day >= start, c.day < end)
-        .group_by(c.segment_value, c.day, c.survey_type, c.scale_min, c.scale_max, c.score)
+        select(value, c.day, c.survey_type, c.scale_min, c.scale_max, func.sum(c.n).label("n"), c.score)
+        .where(c.segments.has_key(prop), c.day >= start, c.day < end)
+        .group_by(value, c.day, c.survey_type, c.scale_min, c.scale_max, c.score)
     )
     result: dict[str, list[Histograms]] = {}
     for row in await conn.execute(query):
@@ -134,7 +134,7 @@ async def whole_base(conn: AsyncConnection, windows: list[Window]) -> tuple[list
     end = max(w.end for w in windows)
     query = (
         select(c.day, c.survey_type, c.scale_min, c.scale_max, c.score, func.sum(c.n).label("n"))
-        .where(c.segment == "", c.segment_value == "", c.day >= start, c.day < end)
+        .where(c.day >= start, c.day < end)
         .group_by(c.day, c.survey_type, c.scale_min, c.scale_max, c.score)
     )
     result = [_empty() for _ in windows]
@@ -145,7 +145,7 @@ async def whole_base(conn: AsyncConnection, windows: list[Window]) -> tuple[list
     accounts = (
         await conn.execute(
             select(func.count(func.distinct(c.account_id))).where(
-                c.segment == "", c.day >= windows[0].start, c.day < windows[0].end, c.n > 0
+                c.day >= windows[0].start, c.day < windows[0].end, c.n > 0
             )
         )
     ).scalar_one()

@@ -57,8 +57,8 @@ async def rebuild(engine: AsyncEngine, segment_properties: tuple[str, ...], *, a
         stored = await _stored(conn)
         report.buckets_expected = len(expected)
         report.buckets_stored = len(stored)
-        report.answers_counted_before = sum(n for k, n in stored.items() if k[2] == "")
-        report.answers_counted_after = sum(n for k, n in expected.items() if k[2] == "")
+        report.answers_counted_before = sum(stored.values())
+        report.answers_counted_after = sum(expected.values())
         differing = {k for k in expected.keys() | stored.keys() if expected.get(k, 0) != stored.get(k, 0)}
         report.buckets_differing = len(differing)
         report.accounts_affected = sorted({k[0] for k in differing})
@@ -91,8 +91,7 @@ async def _recompute(
         segments = segments_of(row.properties, segment_properties)
         place = Placement(row.account_id, row.survey_type, row.scale_min, row.scale_max, row.score, row.day,
                           segments)
-        for key in place.buckets():
-            expected[key] += 1
+        expected[place.bucket()] += 1
         if [list(s) for s in segments] != row.segments:
             new_segments.append({"a": row.account_id, "r": row.response_id, "s": [list(s) for s in segments]})
     report.segments_changed = len(new_segments)
@@ -104,16 +103,17 @@ async def _stored(conn: AsyncConnection) -> Counter[BucketKey]:
     stored: Counter[BucketKey] = Counter()
     result = await conn.stream(select(daily_counts).where(c.n != 0).execution_options(yield_per=INSERT_CHUNK))
     async for row in result:
-        stored[(row.account_id, row.survey_type, row.segment, row.segment_value, row.day, row.scale_min,
-                row.scale_max, row.score)] = int(row.n)
+        stored[(row.account_id, row.day, row.survey_type, row.scale_min, row.scale_max, row.score,
+                tuple(sorted(row.segments.items())))] = int(row.n)
     return stored
 
 
 async def _replace(conn: AsyncConnection, expected: Counter[BucketKey], new_segments: list[dict[str, Any]],
                    accounts: list[str]) -> None:
     await conn.execute(daily_counts.delete())
-    names = ["account_id", "survey_type", "segment", "segment_value", "day", "scale_min", "scale_max", "score"]
-    rows = [{**dict(zip(names, k, strict=True)), "n": n} for k, n in expected.items() if n]
+    names = ["account_id", "day", "survey_type", "scale_min", "scale_max", "score"]
+    rows = [{**dict(zip(names, k[:6], strict=True)), "segments": dict(k[6]), "n": n}
+            for k, n in expected.items() if n]
     for i in range(0, len(rows), INSERT_CHUNK):
         await conn.execute(insert(daily_counts), rows[i : i + INSERT_CHUNK])
     if new_segments:
@@ -141,6 +141,6 @@ async def reset_offsets(engine: AsyncEngine, group: str) -> int:
 
 
 def _describe(key: BucketKey) -> str:
-    account, survey, segment, value, day, lo, hi, score = key
-    where = f"{segment}={value}" if segment else "all"
+    account, day, survey, lo, hi, score, segments = key
+    where = ", ".join(f"{prop}={value}" for prop, value in segments) or "no segment"
     return f"{account} {survey} {where} {day.isoformat()} score {score} ({lo}..{hi})"

@@ -54,37 +54,29 @@ MOVE_SUBMITTED_AT = text("""
     WHERE r.account_id = u.account_id AND r.response_id = u.response_id
 """)
 
-#: Count changes travel as one JSON array of placements, each [account, survey type, day, scale min, scale
-#: max, score, [[segment, value], ...], +1 or -1] (an answer counted there, or no longer). PostgreSQL expands
-#: each into its buckets (the account total plus one per segment), nets them per bucket, subtracts from
-#: rows that must exist (so the n >= 0 check catches a counting bug) and adds the rest, in key order. It is
-#: read as jsonb: parsed once, where ``->>`` on plain json rescans the text for every field.
+#: Count changes travel as one JSON array of net changes, each [account, day, survey type, scale min, scale
+#: max, score, {segment: value, ...}, n] (netted per bucket by the caller, so each bucket appears once).
+#: Negative changes subtract from rows that must exist (so the n >= 0 check catches a counting bug), the rest
+#: are added, in key order. Read as jsonb: parsed once, where ``->>`` on plain json rescans the text for
+#: every field.
 APPLY_COUNT_CHANGES = text("""
     WITH d AS (
-        SELECT p->>0 AS account_id, p->>1 AS survey_type, b.segment, b.segment_value, CAST(p->>2 AS date) AS day,
+        SELECT p->>0 AS account_id, CAST(p->>1 AS date) AS day, p->>2 AS survey_type,
                CAST(p->>3 AS smallint) AS scale_min, CAST(p->>4 AS smallint) AS scale_max,
-               CAST(p->>5 AS smallint) AS score, sum(CAST(p->>7 AS bigint)) AS n
-        FROM jsonb_array_elements(CAST(:placements AS jsonb)) AS e(p)
-        CROSS JOIN LATERAL (
-            SELECT '' AS segment, '' AS segment_value
-            UNION ALL
-            SELECT s->>0, s->>1 FROM jsonb_array_elements(p->6) AS x(s)
-        ) AS b
-        GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
-        HAVING sum(CAST(p->>7 AS bigint)) <> 0
+               CAST(p->>5 AS smallint) AS score, p->6 AS segments, CAST(p->>7 AS bigint) AS n
+        FROM jsonb_array_elements(CAST(:changes AS jsonb)) AS e(p)
     ), subtracted AS (
         UPDATE scoring.daily_counts c SET n = c.n + d.n
         FROM d
-        WHERE d.n < 0 AND c.account_id = d.account_id AND c.survey_type = d.survey_type
-          AND c.segment = d.segment AND c.segment_value = d.segment_value AND c.day = d.day
+        WHERE d.n < 0 AND c.account_id = d.account_id AND c.day = d.day AND c.survey_type = d.survey_type
           AND c.scale_min = d.scale_min AND c.scale_max = d.scale_max AND c.score = d.score
+          AND c.segments = d.segments
     )
-    INSERT INTO scoring.daily_counts (account_id, survey_type, segment, segment_value, day, scale_min, scale_max,
-        score, n)
-    SELECT account_id, survey_type, segment, segment_value, day, scale_min, scale_max, score, n
+    INSERT INTO scoring.daily_counts (account_id, day, survey_type, scale_min, scale_max, score, segments, n)
+    SELECT account_id, day, survey_type, scale_min, scale_max, score, segments, n
     FROM d WHERE n > 0
-    ORDER BY account_id, segment, segment_value, day, survey_type, scale_min, scale_max, score
-    ON CONFLICT (account_id, segment, segment_value, day, survey_type, scale_min, scale_max, score)
+    ORDER BY account_id, day, survey_type, scale_min, scale_max, score, segments
+    ON CONFLICT (account_id, day, survey_type, scale_min, scale_max, score, segments)
     DO UPDATE SET n = scoring.daily_counts.n + excluded.n
 """)
 

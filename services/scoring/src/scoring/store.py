@@ -19,6 +19,7 @@ from pulse_shared.events import RespondentErased, ResponseSubmitted, ResponseUpd
 from scoring import sql
 from scoring.domain.answers import (
     Answer,
+    BucketKey,
     Placement,
     Revision,
     day_of,
@@ -121,20 +122,18 @@ class ResponseStore:
 
 
 async def _apply_count_changes(conn: AsyncConnection, changes: Sequence[tuple[Placement | None, Placement]]) -> None:
-    """Move the counts: each old placement loses the answer, each new one gains it (expanded into buckets
-    and netted by PostgreSQL, see :data:`sql.APPLY_COUNT_CHANGES`)."""
-    placements: list[tuple[Any, ...]] = []
+    """Move the counts: each old placement loses the answer, each new one gains it, netted per bucket here
+    (a bucket may appear only once in the statement, see :data:`sql.APPLY_COUNT_CHANGES`)."""
+    net: dict[BucketKey, int] = {}
     for old, new in changes:
         if old is not None:
-            placements.append(_signed(old, -1))
-        placements.append(_signed(new, 1))
-    if placements:
-        await conn.execute(sql.APPLY_COUNT_CHANGES, {"placements": to_json(placements).decode()})
-
-
-def _signed(place: Placement, sign: int) -> tuple[Any, ...]:
-    return (place.account_id, place.survey_type, place.day, place.scale_min, place.scale_max, place.score,
-            place.segments, sign)
+            gone = old.bucket()
+            net[gone] = net.get(gone, 0) - 1
+        key = new.bucket()
+        net[key] = net.get(key, 0) + 1
+    rows = [(*key[:6], dict(key[6]), n) for key, n in net.items() if n]
+    if rows:
+        await conn.execute(sql.APPLY_COUNT_CHANGES, {"changes": to_json(rows).decode()})
 
 
 def _stored_placement(row: Any) -> Placement:

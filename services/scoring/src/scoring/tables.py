@@ -48,19 +48,20 @@ responses = Table(
     Column("stored_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
-#: Additive counts: answers per (account, survey type, segment value, day, scale, score).
+#: Additive counts: answers per (account, day, survey type, scale, score, combination of segment values).
+#: ``segments`` is the answer's segment values as an object (``{"plan": "pro", "region": "eu"}``, ``{}``
+#: without any): the account's total is the sum over its rows, a segment value's the sum over the rows that
+#: hold it. Key order serves the hot query: one account, a range of days.
 daily_counts = Table(
     "daily_counts",
     metadata,
     Column("account_id", Text, primary_key=True),
-    # Key order serves the hot query: one account, the all-answers segment, a range of days.
-    Column("segment", Text, primary_key=True),
-    Column("segment_value", Text, primary_key=True),
     Column("day", Date, primary_key=True),
     Column("survey_type", Text, primary_key=True),
     Column("scale_min", SmallInteger, primary_key=True),
     Column("scale_max", SmallInteger, primary_key=True),
     Column("score", SmallInteger, primary_key=True),
+    Column("segments", JSONB, primary_key=True),
     Column("n", BigInteger, nullable=False),
     CheckConstraint("n >= 0", name="daily_counts_n_not_negative"),
 )

@@ -1,4 +1,4 @@
-"""Which version of an answer wins, and which count buckets an answer occupies.
+"""Which version of an answer wins, and which count bucket an answer occupies.
 
 An answer may arrive several times (retries, redeliveries, replays) and in several revisions (a comment
 added later, a score changed). The winner is the latest revision; equal revision times are broken by the
@@ -17,10 +17,12 @@ from pulse_shared.events import PropertyValue, ResponseSubmitted, ResponseUpdate
 
 Answer = ResponseSubmitted | ResponseUpdated
 
-#: (account_id, survey_type, segment, segment_value, day, scale_min, scale_max, score)
-BucketKey = tuple[str, str, str, str, date, int, int, int]
+#: The segment values an answer is counted under: (property, value) pairs.
+Segments = tuple[tuple[str, str], ...]
 
-ALL_SEGMENT = ("", "")
+#: (account_id, day, survey_type, scale_min, scale_max, score, segments sorted by property): one row of
+#: ``scoring.daily_counts`` (which keeps the segments as an object, so their order does not matter there).
+BucketKey = tuple[str, date, str, int, int, int, Segments]
 
 #: The content hash's JSON: exactly ``json.dumps(content, sort_keys=True, default=str)`` (stored hashes
 #: depend on it), with the encoder made once instead of per call.
@@ -49,14 +51,12 @@ class Placement:
     scale_max: int
     score: int
     day: date
-    segments: tuple[tuple[str, str], ...]
+    segments: Segments
 
-    def buckets(self) -> list[BucketKey]:
-        """Every count bucket this answer adds one to (the account total plus one per segment)."""
-        return [
-            (self.account_id, self.survey_type, seg, val, self.day, self.scale_min, self.scale_max, self.score)
-            for seg, val in (ALL_SEGMENT, *self.segments)
-        ]
+    def bucket(self) -> BucketKey:
+        """The count bucket this answer adds one to (its account, day, score and segment values together)."""
+        return (self.account_id, self.day, self.survey_type, self.scale_min, self.scale_max, self.score,
+                tuple(sorted(self.segments)))
 
 
 def content_hash(answer: Answer) -> str:
@@ -82,9 +82,7 @@ def segment_value(value: PropertyValue) -> str:
     return str(value)
 
 
-def segments_of(
-    properties: Mapping[str, PropertyValue], segment_properties: Sequence[str]
-) -> tuple[tuple[str, str], ...]:
+def segments_of(properties: Mapping[str, PropertyValue], segment_properties: Sequence[str]) -> Segments:
     """The (property, value) segments an answer with ``properties`` is counted in."""
     return tuple(
         (prop, segment_value(properties[prop])[:255]) for prop in segment_properties if prop in properties
