@@ -18,7 +18,7 @@ from pulse_shared.migrations import upgrade_to_head
 from pulse_shared.transactional import TransactionalHandler
 from scoring.domain.windows import rolling
 from scoring.queries import account_windows, metrics_of
-from scoring.store import ResponseEvent, ResponseStore
+from scoring.store import ConcurrentAnswer, ResponseEvent, ResponseStore, is_transient
 from scoring.tables import SCHEMA, account_state, consumer_offsets, responses
 
 TP = TopicPartition("responses", 0)
@@ -89,6 +89,31 @@ async def test_erasure_clears_personal_fields_keeps_counts_and_survives_replay(e
         row = (await conn.execute(select(responses))).one()
     assert (row.comment, row.respondent_id, row.erased) == (None, None, True)
     assert (await nps_of(engine))[0] == 1
+
+
+async def test_an_answer_inserted_by_two_transactions_at_once_is_retried_and_counted_once(
+    engine: AsyncEngine,
+) -> None:
+    """New answers are stored with COPY; should two partitions hold one account (a re-partitioned topic)
+    and insert the same answer at once, the second fails with a retryable error and its retry updates."""
+    store = ResponseStore(["plan"])
+    later = answer("r1", 9, revised=NOW + timedelta(minutes=1))
+    async with engine.connect() as a, engine.connect() as b:
+        await a.begin()
+        await b.begin()
+        await store.apply(a, [Record("responses", 0, 0, b"acme", answer("r1", 3), (), 0)])
+        second = asyncio.create_task(store.apply(b, [Record("responses", 1, 0, b"acme", later, (), 0)]))
+        await asyncio.sleep(0.3)
+        assert not second.done()  # waits on the first transaction's key
+        await a.commit()
+        with pytest.raises(ConcurrentAnswer) as failed:
+            await second
+        assert is_transient(failed.value)
+        await b.rollback()
+    handler = TransactionalHandler(engine, consumer_offsets, "scoring", store.apply, name="t", message="stored")
+    await handler.handle(TopicPartition("responses", 1), [Record("responses", 1, 0, b"acme", later, (), 0)], 1)
+    n, value, counts = await nps_of(engine)
+    assert (n, value, counts["promoters"], counts["detractors"]) == (1, 100.0, 1, 0)
 
 
 def test_the_content_hash_is_pinned_because_stored_rows_carry_it() -> None:

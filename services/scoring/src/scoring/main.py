@@ -22,7 +22,7 @@ from pulse_shared.transactional import TransactionalHandler
 from scoring.api import responses, scores
 from scoring.publisher import ScorePublisher
 from scoring.settings import ScoringSettings
-from scoring.store import ResponseEvent, ResponseStore
+from scoring.store import ResponseEvent, ResponseStore, is_transient
 from scoring.tables import consumer_offsets
 
 
@@ -45,6 +45,7 @@ def build_app(settings: ScoringSettings) -> tuple[FastAPI, Runtime]:
                                      name="scoring.apply_batch", message="responses stored and counts updated"),
         producer=producer,
         offset_store=DbOffsetStore(engine, consumer_offsets),
+        transient=is_transient,
     )
     publisher = ScorePublisher(engine, producer, settings.topics.scores, method=settings.nps_method)
 

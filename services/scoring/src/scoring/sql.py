@@ -24,6 +24,11 @@ SELECT_ERASED = text("""
       ON e.account_id = k.account_id AND e.respondent_id = k.respondent_id
 """)
 
+#: The columns of a ``scoring.responses`` row as the write path builds it (``stored_at`` is the default).
+RESPONSE_COLUMNS = ("account_id", "response_id", "survey_type", "score", "scale_min", "scale_max", "sentiment",
+                    "comment", "respondent_id", "respondent_email", "properties", "segments", "submitted_at", "day",
+                    "revised_at", "content_hash", "source", "survey_id", "erased")
+
 #: The rows of an upsert travel as one JSON array of objects with these keys: encoding one JSON text costs a
 #: fraction of encoding nineteen typed arrays element by element, and PostgreSQL parses it in C.
 UPSERT_RESPONSES = text("""

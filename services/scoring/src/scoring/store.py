@@ -9,12 +9,14 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
+import asyncpg
 from pydantic_core import to_json
 from sqlalchemy import tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pulse_shared.consumer import Record
+from pulse_shared.db import is_transient as db_transient
 from pulse_shared.events import RespondentErased, ResponseSubmitted, ResponseUpdated
 from scoring import sql
 from scoring.domain.answers import (
@@ -82,7 +84,8 @@ class ResponseStore:
             )
             erased = {(r.account_id, r.respondent_id) for r in found}
         changes: list[tuple[Placement | None, Placement]] = []
-        upserts: list[dict[str, Any]] = []
+        inserts: list[ResponseRow] = []  # answers not stored yet
+        updates: list[ResponseRow] = []  # newer revisions of stored answers
         time_moves: list[dict[str, Any]] = []
         for key, (answer, revision) in latest.items():
             old = existing.get(key)
@@ -103,18 +106,19 @@ class ResponseStore:
             new_place = placement(answer, self._segments)
             changes.append((_stored_placement(old) if old is not None else None, new_place))
             is_erased = (answer.account_id, answer.respondent_id or "") in erased
-            upserts.append(_row(answer, revision, new_place, erased=is_erased))
+            (updates if old is not None else inserts).append(_row(answer, revision, new_place, erased=is_erased))
         if time_moves:
             await conn.execute(sql.MOVE_SUBMITTED_AT, {
                 "accounts": [m["a"] for m in time_moves], "ids": [m["r"] for m in time_moves],
                 "submitted_at": [m["sub"] for m in time_moves], "day": [m["day"] for m in time_moves],
             })
-        if not upserts:
-            await _apply_count_changes(conn, changes)
-            return {m["a"] for m in time_moves}
-        await conn.execute(sql.UPSERT_RESPONSES, {"rows": to_json(upserts).decode()})
+        if inserts:
+            await _insert_new(conn, inserts)
+        if updates:
+            revised = [dict(zip(sql.RESPONSE_COLUMNS, row, strict=True)) for row in updates]
+            await conn.execute(sql.UPSERT_RESPONSES, {"rows": to_json(revised).decode()})
         await _apply_count_changes(conn, changes)
-        return {row["account_id"] for row in upserts} | {m["a"] for m in time_moves}
+        return {row[0] for row in inserts} | {row[0] for row in updates} | {m["a"] for m in time_moves}
 
     async def _bump_versions(self, conn: AsyncConnection, accounts: set[str], traces: dict[str, str | None]) -> None:
         ordered = sorted(accounts)
@@ -148,25 +152,59 @@ def _stored_placement(row: Any) -> Placement:
     )
 
 
-def _row(answer: Answer, revision: Revision, place: Placement, *, erased: bool) -> dict[str, Any]:
-    return {
-        "account_id": answer.account_id,
-        "response_id": answer.response_id,
-        "survey_type": answer.survey_type,
-        "score": answer.score,
-        "scale_min": answer.scale_min,
-        "scale_max": answer.scale_max,
-        "sentiment": answer.sentiment,
-        "comment": None if erased else answer.comment,
-        "respondent_id": None if erased else answer.respondent_id,
-        "respondent_email": None if erased else answer.respondent_email,
-        "properties": answer.properties,
-        "segments": place.segments,
-        "submitted_at": answer.submitted_at,
-        "day": place.day,
-        "revised_at": revision.revised_at,
-        "content_hash": revision.content_hash,
-        "source": answer.source,
-        "survey_id": answer.survey_id,
-        "erased": erased,
-    }
+async def _insert_new(conn: AsyncConnection, rows: Sequence[ResponseRow]) -> None:
+    """Store answers not stored before with COPY (binary): a third of an upsert's cost per row.
+
+    Nothing else writes these rows meanwhile: an account's answers are written only under its partition's
+    offset lock (see TransactionalHandler). Should the same answer still be inserted concurrently (an
+    account read from two partitions after the topic was re-partitioned), the key conflict fails the
+    transaction and :class:`ConcurrentAnswer` asks for a retry, which finds the row stored and updates it.
+    """
+    raw = (await conn.get_raw_connection()).driver_connection
+    assert raw is not None
+    records = [(*row[:PROPERTIES], to_json(row[PROPERTIES]).decode(), to_json(row[SEGMENTS]).decode(),
+                *row[SEGMENTS + 1 :]) for row in rows]
+    try:
+        await raw.copy_records_to_table(responses.name, schema_name=responses.schema, records=records,
+                                        columns=sql.RESPONSE_COLUMNS)
+    except asyncpg.UniqueViolationError as exc:
+        raise ConcurrentAnswer(str(exc)) from exc
+
+
+class ConcurrentAnswer(Exception):
+    """An answer was stored by another transaction while this one inserted it: retry the batch."""
+
+
+def is_transient(exc: BaseException) -> bool:
+    """The consumer's retry rule: the shared one, plus an answer inserted concurrently."""
+    return isinstance(exc, ConcurrentAnswer) or db_transient(exc)
+
+
+#: One ``scoring.responses`` row, its values in the order of :data:`sql.RESPONSE_COLUMNS`.
+ResponseRow = tuple[Any, ...]
+PROPERTIES = sql.RESPONSE_COLUMNS.index("properties")
+SEGMENTS = sql.RESPONSE_COLUMNS.index("segments")
+
+
+def _row(answer: Answer, revision: Revision, place: Placement, *, erased: bool) -> ResponseRow:
+    return (
+        answer.account_id,
+        answer.response_id,
+        answer.survey_type,
+        answer.score,
+        answer.scale_min,
+        answer.scale_max,
+        answer.sentiment,
+        None if erased else answer.comment,
+        None if erased else answer.respondent_id,
+        None if erased else answer.respondent_email,
+        answer.properties,
+        place.segments,
+        answer.submitted_at,
+        place.day,
+        revision.revised_at,
+        revision.content_hash,
+        answer.source,
+        answer.survey_id,
+        erased,
+    )
