@@ -16,7 +16,9 @@ import argparse
 import asyncio
 import os
 import random
+import signal
 import statistics
+import sys
 import tempfile
 import time
 import uuid
@@ -25,6 +27,7 @@ from pathlib import Path
 
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pulse_shared.consumer import ConsumerRunner, RunnerConfig
 from pulse_shared.db import create_engine
@@ -38,7 +41,7 @@ from pulse_shared.topics import Topics, partition_key
 from pulse_shared.transactional import TransactionalHandler
 from scoring.main import build_app, decode_response
 from scoring.settings import ScoringSettings
-from scoring.store import ResponseStore
+from scoring.store import ResponseEvent, ResponseStore
 from scoring.tables import SCHEMA, consumer_offsets
 
 NOW = datetime.now(UTC)
@@ -99,35 +102,80 @@ async def raw_consume_rate(bootstrap: str, topic: str, n: int) -> float:
         await consumer.stop()
 
 
-async def fold_rate(settings: ScoringSettings, n: int) -> float:
+def bench_settings(bootstrap: str, prefix: str, database_url: str) -> ScoringSettings:
+    return ScoringSettings(kafka_bootstrap_servers=bootstrap, kafka_enable_idempotence=False,
+                           kafka_topic_prefix=prefix, database_url=database_url, segment_properties="plan,region")
+
+
+async def fold_worker(settings: ScoringSettings, group: str) -> None:
+    """One scoring replica's fold path (run as ``--fold-worker``, one process each, as replicas are): the
+    service's runner, store and transaction per batch. Prints its partition count as it changes; stops on
+    SIGTERM (finishing its batch)."""
+    tune_gc()  # as the service does when it starts
     engine = create_engine(settings.require_database_url(), pool_size=4)
     producer = EventProducer(settings, client_id="bench")
     await producer.start()
     runner = ConsumerRunner(
-        settings, RunnerConfig(group_id="bench-scoring", topics=(settings.topics.responses,)),
+        settings, RunnerConfig(group_id=group, topics=(settings.topics.responses,)),
         decoder=decode_response,
-        handler=TransactionalHandler(engine, consumer_offsets, "bench-scoring", ResponseStore(settings.segments).apply,
+        handler=TransactionalHandler(engine, consumer_offsets, group, ResponseStore(settings.segments).apply,
                                      name="scoring.apply_batch", message="stored"),
         producer=producer, offset_store=DbOffsetStore(engine, consumer_offsets),
     )
     stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     task = asyncio.create_task(runner.run(stop))
+    shown = -1
     try:
-        while runner.assignments == 0:  # joining the group is not folding
-            await asyncio.sleep(0.05)
-        started = time.perf_counter()
-        while True:
-            async with engine.connect() as conn:
-                done = sum(r.next_offset for r in await conn.execute(
-                    consumer_offsets.select().where(consumer_offsets.c.group_id == "bench-scoring")))
-            if done >= n:
-                break
-            await asyncio.sleep(0.05)
-        return n / (time.perf_counter() - started)
-    finally:
-        stop.set()
+        while not task.done():
+            if len(runner.assigned) != shown:
+                shown = len(runner.assigned)
+                print(f"assigned {shown}", flush=True)
+            await asyncio.wait({task}, timeout=0.02)
         await task
+    finally:
         await producer.stop()
+        await engine.dispose()
+
+
+async def folded(engine: AsyncEngine, group: str) -> int:
+    async with engine.connect() as conn:
+        return sum(r.next_offset for r in await conn.execute(
+            consumer_offsets.select().where(consumer_offsets.c.group_id == group)))
+
+
+async def fold_rate(settings: ScoringSettings, n: int, replicas: int, partitions: int) -> float:
+    """Answers per second folded by ``replicas`` worker processes in one group, measured once all of them
+    hold partitions (what one member folded alone while the others joined is left out of the figure)."""
+    group = f"bench-scoring-{replicas}"
+    argv = [sys.executable, __file__, "--fold-worker", group, settings.kafka_bootstrap_servers,
+            settings.kafka_topic_prefix, settings.require_database_url()]
+    workers = [await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE) for _ in range(replicas)]
+    holding = [0] * replicas
+
+    async def watch(i: int, out: asyncio.StreamReader) -> None:
+        async for line in out:
+            holding[i] = int(line.split()[1])
+
+    watchers = [asyncio.create_task(watch(i, w.stdout)) for i, w in enumerate(workers) if w.stdout]
+    engine = create_engine(settings.require_database_url(), pool_size=1)
+    try:
+        while not (sum(holding) == partitions and all(holding)):
+            if any(w.returncode is not None for w in workers):
+                raise RuntimeError("a fold worker exited")
+            await asyncio.sleep(0.02)
+        started, before = time.perf_counter(), await folded(engine, group)
+        while (done := await folded(engine, group)) < n:
+            if any(w.returncode is not None for w in workers):
+                raise RuntimeError("a fold worker exited")
+            await asyncio.sleep(0.05)
+        return (done - before) / (time.perf_counter() - started)
+    finally:
+        for w in workers:
+            if w.returncode is None:
+                w.send_signal(signal.SIGTERM)
+        await asyncio.gather(*(w.wait() for w in workers))
+        await asyncio.gather(*watchers)
         await engine.dispose()
 
 
@@ -142,7 +190,9 @@ async def load_stored(database_url: str, total: int) -> None:
     try:
         for start in range(0, total, batch):
             chunk = answers(min(batch, total - start), seed=start, prefix="bulk")
-            records = [Record("bulk", 0, start + i, None, e, (), 0) for i, e in enumerate(chunk)]
+            records: list[Record[ResponseEvent]] = [
+                Record("bulk", 0, start + i, None, e, (), 0) for i, e in enumerate(chunk)
+            ]
             await handler.handle(TopicPartition("bulk", 0), records, start + len(chunk))
     finally:
         await engine.dispose()
@@ -164,7 +214,9 @@ async def main() -> None:
     parser.add_argument("--answers", type=int, default=100_000)
     parser.add_argument("--stored", type=int, default=1_000_000)
     parser.add_argument("--queries", type=int, default=2000)
-    parser.add_argument("--partitions", type=int, default=3, help="partitions of the responses topic")
+    parser.add_argument("--partitions", type=int, default=4, help="partitions of the responses topic")
+    parser.add_argument("--replicas", type=int, nargs="+", default=[1, 2],
+                        help="scoring replicas (processes) folding together, one measurement per count")
     args = parser.parse_args()
 
     broker = None
@@ -180,20 +232,22 @@ async def main() -> None:
     database_url = await ensure_database(server_url, f"pulse_bench_{uuid.uuid4().hex[:8]}")
     await asyncio.to_thread(upgrade_to_head, "scoring.migrations", database_url, SCHEMA)
     topics = Topics(prefix=f"bench{uuid.uuid4().hex[:6]}.")
-    await create_topics(bootstrap, topics.all(), partitions=args.partitions)
-    settings = ScoringSettings(kafka_bootstrap_servers=bootstrap, kafka_enable_idempotence=False,
-                               kafka_topic_prefix=topics.prefix, database_url=database_url,
-                               segment_properties="plan,region")
+    settings = bench_settings(bootstrap, topics.prefix, database_url)
     try:
-        stream = answers(args.answers, seed=1, prefix="live", live=True)
-        await produce(bootstrap, topics.responses, stream)
-        del stream  # the service does not hold the stream in memory; holding it would only slow its GC
-        tune_gc()  # as the service does when it starts
-        raw = await raw_consume_rate(bootstrap, topics.responses, args.answers)
-        folded = await fold_rate(settings, args.answers)
-        print(f"fold a live stream into durable aggregates: {folded:10,.0f} answers/s   "
-              f"(reference, raw consume+parse of the same messages: {raw:10,.0f} msg/s; "
-              f"ratio {folded / raw:.2f}; target >= 25,000/s)")
+        for replicas in args.replicas:
+            # Each replica count folds its own stream (new answer ids) from its own topic.
+            prefix = f"{topics.prefix}r{replicas}."
+            topic = Topics(prefix=prefix).responses
+            await create_topics(bootstrap, Topics(prefix=prefix).all(), partitions=args.partitions)
+            stream = answers(args.answers, seed=replicas, prefix=f"live{replicas}", live=True)
+            await produce(bootstrap, topic, stream)
+            del stream
+            raw = await raw_consume_rate(bootstrap, topic, args.answers)
+            rate = await fold_rate(bench_settings(bootstrap, prefix, database_url), args.answers, replicas,
+                                   args.partitions)
+            print(f"fold a live stream into durable aggregates, {replicas} replica(s): {rate:10,.0f} answers/s   "
+                  f"(reference, raw consume+parse of the same messages in one process: {raw:10,.0f} msg/s; "
+                  f"target >= 25,000/s)", flush=True)
 
         started = time.perf_counter()
         await load_stored(database_url, args.stored)
@@ -224,4 +278,8 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    if len(sys.argv) == 6 and sys.argv[1] == "--fold-worker":
+        _, _, worker_group, worker_bootstrap, worker_prefix, worker_db = sys.argv
+        asyncio.run(fold_worker(bench_settings(worker_bootstrap, worker_prefix, worker_db), worker_group))
+    else:
+        asyncio.run(main())

@@ -165,6 +165,7 @@ class ConsumerRunner(Generic[E]):
         self._position: dict[TopicPartition, int] = {}
         self._paused_until: dict[TopicPartition, float] = {}
         self._recent: deque[bool] = deque(maxlen=config.dead_letter_window)
+        self._failures = 0  # failures in ``_recent``, kept as it changes (counting per message costs O(window))
         self._last_commit = time.monotonic()
         self._consumer: AIOKafkaConsumer | None = None
         self.assignments = 0
@@ -180,6 +181,12 @@ class ConsumerRunner(Generic[E]):
             raise RuntimeError("consumer not started")
         if self.assignments == 0:
             raise RuntimeError("consumer has not joined its group yet")
+
+    @property
+    def assigned(self) -> frozenset[TopicPartition]:
+        """The partitions this member holds now (none before it joined or after it stopped)."""
+        consumer = self._consumer
+        return frozenset(consumer.assignment()) if consumer is not None else frozenset()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set, then drain: finish the batch, commit, leave the group."""
@@ -297,8 +304,13 @@ class ConsumerRunner(Generic[E]):
         )
 
     def _note(self, *, ok: bool) -> None:
-        self._recent.append(ok)
-        failures = self._recent.count(False)
+        recent = self._recent
+        if len(recent) == recent.maxlen and not recent[0]:
+            self._failures -= 1  # the oldest outcome, a failure, leaves the window
+        recent.append(ok)
+        if not ok:
+            self._failures += 1
+        failures = self._failures
         cfg = self._config
         if failures >= cfg.dead_letter_min_failures and failures > cfg.dead_letter_max_ratio * len(self._recent):
             raise DeadLetterLimitExceeded(
