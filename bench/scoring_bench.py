@@ -144,7 +144,29 @@ async def folded(engine: AsyncEngine, group: str) -> int:
             consumer_offsets.select().where(consumer_offsets.c.group_id == group)))
 
 
-async def fold_rate(settings: ScoringSettings, n: int, replicas: int, partitions: int) -> float:
+def cpu_seconds(pids: list[int], names: tuple[str, ...] = ()) -> dict[str, float]:
+    """CPU time (user + system) of the given processes, as "scoring", and of every process named in
+    ``names`` (from /proc; empty where there is no /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    totals = dict.fromkeys(("scoring", *names), 0.0)
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        comm = text[text.index("(") + 1 : text.rindex(")")]
+        fields = text[text.rindex(")") + 2 :].split()
+        used = (int(fields[11]) + int(fields[12])) / tick
+        if int(stat.parent.name) in pids:
+            totals["scoring"] += used
+        else:
+            for name in names:
+                if comm.startswith(name):  # the kernel keeps 15 characters of a name ("tansu-v0.6.0-51")
+                    totals[name] += used
+    return totals
+
+
+async def fold_rate(settings: ScoringSettings, n: int, replicas: int, partitions: int) -> tuple[float, str]:
     """Answers per second folded by ``replicas`` worker processes in one group, measured once all of them
     hold partitions (what one member folded alone while the others joined is left out of the figure)."""
     group = f"bench-scoring-{replicas}"
@@ -164,12 +186,18 @@ async def fold_rate(settings: ScoringSettings, n: int, replicas: int, partitions
             if any(w.returncode is not None for w in workers):
                 raise RuntimeError("a fold worker exited")
             await asyncio.sleep(0.02)
+        pids = [w.pid for w in workers]
         started, before = time.perf_counter(), await folded(engine, group)
+        cpu_before = cpu_seconds(pids, ("postgres", "tansu"))
         while (done := await folded(engine, group)) < n:
             if any(w.returncode is not None for w in workers):
                 raise RuntimeError("a fold worker exited")
             await asyncio.sleep(0.05)
-        return (done - before) / (time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        cpu = cpu_seconds(pids, ("postgres", "tansu"))
+        per_answer = ", ".join(f"{name} {(cpu[name] - cpu_before[name]) / (done - before) * 1e6:.0f} us"
+                               for name in cpu)
+        return (done - before) / elapsed, per_answer
     finally:
         for w in workers:
             if w.returncode is None:
@@ -243,11 +271,11 @@ async def main() -> None:
             await produce(bootstrap, topic, stream)
             del stream
             raw = await raw_consume_rate(bootstrap, topic, args.answers)
-            rate = await fold_rate(bench_settings(bootstrap, prefix, database_url), args.answers, replicas,
-                                   args.partitions)
+            rate, cpu = await fold_rate(bench_settings(bootstrap, prefix, database_url), args.answers, replicas,
+                                        args.partitions)
             print(f"fold a live stream into durable aggregates, {replicas} replica(s): {rate:10,.0f} answers/s   "
                   f"(reference, raw consume+parse of the same messages in one process: {raw:10,.0f} msg/s; "
-                  f"target >= 25,000/s)", flush=True)
+                  f"target >= 25,000/s); CPU per answer: {cpu}", flush=True)
 
         started = time.perf_counter()
         await load_stored(database_url, args.stored)

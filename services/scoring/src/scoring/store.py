@@ -6,7 +6,6 @@ which fences re-application by offset and stores the next offset with these effe
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Any
 
 import asyncpg
@@ -97,7 +96,7 @@ class ResponseStore:
                     Revision(old.revised_at, old.content_hash))
                 if not newer:
                     if first_given < old.submitted_at:
-                        moved = replace(old_place, day=day_of(first_given))
+                        moved = old_place._replace(day=day_of(first_given))
                         changes.append((old_place, moved))
                         time_moves.append({"a": old.account_id, "r": old.response_id, "sub": first_given,
                                            "day": moved.day})
