@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from pulse_shared.events import (
     RESPONSE_EVENTS,
+    SCORE_EVENTS,
     InvalidEvent,
     RespondentErased,
     ResponseSubmitted,
@@ -95,6 +96,15 @@ def test_nul_characters_are_refused_anywhere_so_they_never_poison_a_consumer() -
         decode(RESPONSE_EVENTS, json.dumps(submitted(comment="x")).encode().replace(b'"x"', b'"a\x00b"'))
     with pytest.raises(ValidationError, match="NUL"):  # events built in code are walked too
         ResponseSubmitted(**{**submitted(), "respondent_id": "u\x00"})
+    score_event = {
+        "type": "score.updated.v1", "account_id": "acme", "version": 1, "computed_at": NOW.isoformat(),
+        "scores": [{"metric": "nps", "window": "30d\x00", "n": 0, "value": None, "ci_low": None,
+                    "ci_high": None}],
+    }
+    with pytest.raises(InvalidEvent, match="NUL"):  # nested models are walked as well
+        decode(SCORE_EVENTS, json.dumps(score_event).encode())
+    score_event["scores"][0]["window"] = "30d"  # type: ignore[index]
+    assert decode(SCORE_EVENTS, json.dumps(score_event).encode()).scores[0].window == "30d"
 
 
 def test_text_that_merely_looks_like_a_nul_escape_is_kept() -> None:

@@ -74,6 +74,9 @@ async def test_idempotency_key_names_the_answer_when_no_response_id(ingest: Inge
         ({"survey_type": "nps", "score": 9, "account_id": "a", "submitted_at": "2026-11-20T10:00:00"},
          "submitted_at"),
         ({"survey_type": "nps", "score": 9, "account_id": "a", "surprise": 1}, "surprise"),
+        ({"survey_type": "nps", "score": 9, "account_id": "a", "comment": "bad\x00byte"}, "NUL"),
+        ({"survey_type": "nps", "score": 9, "account_id": "a", "properties": {"plan\x00": "pro"}}, "NUL"),
+        ({"survey_type": "nps", "score": 9, "account_id": "a\x00"}, "account_id"),
     ],
 )
 async def test_bad_answers_get_a_422_that_names_the_problem(ingest: Ingest, body: dict[str, object],
