@@ -29,6 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from pulse_shared.localinfra import Broker, EmbeddedPostgres, create_topics, ensure_database, free_port
 from pulse_shared.migrations import upgrade_to_head
@@ -50,8 +51,9 @@ end
 
 
 def wrk(url: str, body_format: str, seconds: int, connections: int, *, threads: int = 2,
-        tag: str = "") -> tuple[float, str]:
-    """Load ``url`` with POSTs of ``body_format`` (``__N__`` numbered per request, after ``tag``)."""
+        tag: str = "", publishes: bool = True) -> tuple[float, str]:
+    """Load ``url`` with POSTs of ``body_format`` (``__N__`` numbered per request, after ``tag``); every
+    answer in a 2xx reply is counted in :data:`ACKNOWLEDGED` (checked against the topic at the end)."""
     script = Path(tempfile.mkstemp(suffix=".lua")[1])
     script.write_text(LUA % (KEY, json.dumps(body_format.replace("__N__", f"{tag}__N__"))))
     command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "-s", str(script), "--latency", url]
@@ -60,7 +62,34 @@ def wrk(url: str, body_format: str, seconds: int, connections: int, *, threads: 
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", done.stdout)
     p99 = re.search(r"^\s+99%\s+(\S+)", done.stdout, re.MULTILINE)  # the latency distribution line
     note = f"p99 {p99.group(1) if p99 else '?'}" + (f", {non2xx.group(1)} non-2xx" if non2xx else "")
+    total = int(re.search(r"(\d+) requests in", done.stdout).group(1))  # type: ignore[union-attr]
+    if publishes:
+        ACKNOWLEDGED.append((total - int(non2xx.group(1) if non2xx else 0)) * body_format.count('"response_id"'))
     return rps, note
+
+
+#: Answers in 2xx replies, per wrk run (a batch reply is 202 only if each answer was accepted or refused).
+ACKNOWLEDGED: list[int] = []
+
+
+async def records_on(bootstrap: str, topic: str) -> int:
+    """How many records the topic holds (the sum of its partitions' end offsets)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        return sum((await consumer.end_offsets(partitions)).values())
+    finally:
+        await consumer.stop()
+
+
+def check_batch_accepted(url: str, body: str) -> None:
+    """One batch by hand: every answer in it must be accepted, or the throughput figures mean nothing."""
+    reply = httpx.post(url, content=body.replace("__N__", "check"), timeout=30,
+                       headers={"Content-Type": "application/json", "X-Pulse-Key": KEY}).json()
+    if reply["accepted"] != body.count('"response_id"'):
+        raise SystemExit(f"the benchmark's batch is not all accepted: {reply}")
+    ACKNOWLEDGED.append(reply["accepted"])
 
 
 def cpu_seconds(pid: int) -> float:
@@ -130,10 +159,11 @@ def main() -> None:
         for round_no in range(1, args.rounds + 1):
             bare_cpu = cpu_seconds(bare.pid)
             ref, ref_note = wrk(f"http://127.0.0.1:{bare_port}/v1/responses", single, args.seconds,
-                                args.connections)
+                                args.connections, publishes=False)
             bare_cpu = (cpu_seconds(bare.pid) - bare_cpu) / (ref * args.seconds)
             ingest_cpu = cpu_seconds(ingest.pid)
-            got, note = wrk(f"http://127.0.0.1:{ingest_port}/v1/responses", single, args.seconds, args.connections)
+            got, note = wrk(f"http://127.0.0.1:{ingest_port}/v1/responses", single, args.seconds, args.connections,
+                            tag=f"s{round_no}-")
             ingest_cpu = (cpu_seconds(ingest.pid) - ingest_cpu) / (got * args.seconds)
             ratios.append(got / ref)
             cpu_ratios.append(bare_cpu / ingest_cpu)
@@ -147,12 +177,13 @@ def main() -> None:
         items = ",".join(
             f'{{"response_id": "b-__N__-{i}", "survey_type": "nps", "score": {i % 11}, "account_id": "acct-{i % 97}"}}'
             for i in range(500))
+        check_batch_accepted(f"http://127.0.0.1:{ingest_port}/v1/responses/batch", '{"responses": [' + items + "]}")
         rates = []
         assert broker.process is not None
         for round_no in range(1, args.rounds + 1):
             ingest_cpu, broker_cpu = cpu_seconds(ingest.pid), cpu_seconds(broker.process.pid)
             rps, note = wrk(f"http://127.0.0.1:{ingest_port}/v1/responses/batch", '{"responses": [' + items + "]}",
-                            args.seconds, min(args.connections, 8))
+                            args.seconds, min(args.connections, 8), tag=f"b{round_no}-")
             answered = rps * 500 * args.seconds
             ingest_cpu = (cpu_seconds(ingest.pid) - ingest_cpu) / answered
             broker_cpu = (cpu_seconds(broker.process.pid) - broker_cpu) / answered
@@ -176,6 +207,12 @@ def main() -> None:
                   f"({'; '.join(note for _, note in results)})")
         print(f"batch of 500, two replicas on the 2 cores: median {statistics.median(rates):,.0f} answers/s over "
               f"{args.rounds} rounds (min {min(rates):,.0f}, max {max(rates):,.0f}; target >= 50,000 answers/s)")
+        # Every acknowledged answer must be on the topic (more is fine: replies wrk cut off at its end).
+        on_topic = asyncio.run(records_on(broker.bootstrap, topics.responses))
+        print(f"answers acknowledged to the load generators: {sum(ACKNOWLEDGED):,}; records on the responses "
+              f"topic: {on_topic:,}")
+        if on_topic < sum(ACKNOWLEDGED):
+            raise SystemExit("fewer records on the topic than answers acknowledged: the figures above are void")
     finally:
         for process in (ingest, second, bare):
             process.terminate()
