@@ -289,6 +289,8 @@ async def main() -> None:
         for replicas in args.replicas:
             await measure_fold(await new_database(), replicas, "an empty database")
 
+        if not args.stored:
+            return  # no stored answers: nothing to query
         database_url = await new_database()
         started = time.perf_counter()
         await load_stored(database_url, args.stored)
