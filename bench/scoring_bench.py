@@ -8,7 +8,7 @@
 2. Query latency of GET /v1/accounts/{id}/scores with N stored answers (default one million), next to the
    latency of /livez through the same client.
 
-Usage: uv run python bench/scoring_bench.py [--answers 100000] [--stored 1000000] [--partitions 6]
+Usage: uv run python bench/scoring_bench.py [--answers 300000] [--stored 1000000] [--partitions 6]
        [--replicas 1 2 3]
 Uses TEST_DATABASE_URL / TEST_KAFKA_BOOTSTRAP_SERVERS when set, else starts its own.
 """
@@ -242,7 +242,7 @@ async def latencies(client: httpx.AsyncClient, paths: list[str]) -> tuple[float,
 
 async def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--answers", type=int, default=100_000)
+    parser.add_argument("--answers", type=int, default=300_000, help="answers per fold measurement")
     parser.add_argument("--stored", type=int, default=1_000_000)
     parser.add_argument("--queries", type=int, default=2000)
     parser.add_argument("--partitions", type=int, default=6, help="partitions of the responses topic")
