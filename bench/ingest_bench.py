@@ -27,6 +27,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import NamedTuple
 
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -50,10 +51,17 @@ end
 """
 
 
-def wrk(url: str, body_format: str, seconds: int, connections: int, *, threads: int = 2,
-        tag: str = "", publishes: bool = True) -> tuple[float, str]:
-    """Load ``url`` with POSTs of ``body_format`` (``__N__`` numbered per request, after ``tag``); every
-    answer in a 2xx reply is counted in :data:`ACKNOWLEDGED` (checked against the topic at the end)."""
+class Load(NamedTuple):
+    """What one wrk run measured."""
+
+    rps: float
+    note: str
+    #: Answers in 2xx replies (a batch reply is 2xx only if each of its answers was accepted or refused).
+    acknowledged: int
+
+
+def wrk(url: str, body_format: str, seconds: int, connections: int, *, threads: int = 2, tag: str = "") -> Load:
+    """Load ``url`` with POSTs of ``body_format`` (``__N__`` numbered per request, after ``tag``)."""
     script = Path(tempfile.mkstemp(suffix=".lua")[1])
     script.write_text(LUA % (KEY, json.dumps(body_format.replace("__N__", f"{tag}__N__"))))
     command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "-s", str(script), "--latency", url]
@@ -63,13 +71,8 @@ def wrk(url: str, body_format: str, seconds: int, connections: int, *, threads: 
     p99 = re.search(r"^\s+99%\s+(\S+)", done.stdout, re.MULTILINE)  # the latency distribution line
     note = f"p99 {p99.group(1) if p99 else '?'}" + (f", {non2xx.group(1)} non-2xx" if non2xx else "")
     total = int(re.search(r"(\d+) requests in", done.stdout).group(1))  # type: ignore[union-attr]
-    if publishes:
-        ACKNOWLEDGED.append((total - int(non2xx.group(1) if non2xx else 0)) * body_format.count('"response_id"'))
-    return rps, note
-
-
-#: Answers in 2xx replies, per wrk run (a batch reply is 202 only if each answer was accepted or refused).
-ACKNOWLEDGED: list[int] = []
+    ok = total - int(non2xx.group(1) if non2xx else 0)
+    return Load(rps, note, ok * body_format.count('"response_id"'))
 
 
 async def records_on(bootstrap: str, topic: str) -> int:
@@ -83,13 +86,13 @@ async def records_on(bootstrap: str, topic: str) -> int:
         await consumer.stop()
 
 
-def check_batch_accepted(url: str, body: str) -> None:
+def check_batch_accepted(url: str, body: str) -> int:
     """One batch by hand: every answer in it must be accepted, or the throughput figures mean nothing."""
     reply = httpx.post(url, content=body.replace("__N__", "check"), timeout=30,
                        headers={"Content-Type": "application/json", "X-Pulse-Key": KEY}).json()
     if reply["accepted"] != body.count('"response_id"'):
         raise SystemExit(f"the benchmark's batch is not all accepted: {reply}")
-    ACKNOWLEDGED.append(reply["accepted"])
+    return int(reply["accepted"])
 
 
 def cpu_seconds(pid: int) -> float:
@@ -152,18 +155,19 @@ def main() -> None:
         wait_up(f"http://127.0.0.1:{bare_port}/docs")
         single = ('{"response_id": "bench-__N__", "survey_type": "nps", "score": 7, "account_id": "acct-1", '
                   '"comment": "fine", "properties": {"plan": "pro"}}')
-        wrk(f"http://127.0.0.1:{ingest_port}/v1/responses", single, 2, args.connections)  # warm up
+        acknowledged = wrk(f"http://127.0.0.1:{ingest_port}/v1/responses", single, 2, args.connections).acknowledged
         # Alternate the two, so that drift in what else the machine is doing falls on both alike; the
         # median of the rounds' ratios is the figure.
         ratios, cpu_ratios = [], []
         for round_no in range(1, args.rounds + 1):
             bare_cpu = cpu_seconds(bare.pid)
-            ref, ref_note = wrk(f"http://127.0.0.1:{bare_port}/v1/responses", single, args.seconds,
-                                args.connections, publishes=False)
+            ref, ref_note, _ = wrk(f"http://127.0.0.1:{bare_port}/v1/responses", single, args.seconds,
+                                   args.connections)
             bare_cpu = (cpu_seconds(bare.pid) - bare_cpu) / (ref * args.seconds)
             ingest_cpu = cpu_seconds(ingest.pid)
-            got, note = wrk(f"http://127.0.0.1:{ingest_port}/v1/responses", single, args.seconds, args.connections,
-                            tag=f"s{round_no}-")
+            got, note, answers = wrk(f"http://127.0.0.1:{ingest_port}/v1/responses", single, args.seconds,
+                                     args.connections, tag=f"s{round_no}-")
+            acknowledged += answers
             ingest_cpu = (cpu_seconds(ingest.pid) - ingest_cpu) / (got * args.seconds)
             ratios.append(got / ref)
             cpu_ratios.append(bare_cpu / ingest_cpu)
@@ -177,13 +181,15 @@ def main() -> None:
         items = ",".join(
             f'{{"response_id": "b-__N__-{i}", "survey_type": "nps", "score": {i % 11}, "account_id": "acct-{i % 97}"}}'
             for i in range(500))
-        check_batch_accepted(f"http://127.0.0.1:{ingest_port}/v1/responses/batch", '{"responses": [' + items + "]}")
+        body = '{"responses": [' + items + "]}"
+        acknowledged += check_batch_accepted(f"http://127.0.0.1:{ingest_port}/v1/responses/batch", body)
         rates = []
         assert broker.process is not None
         for round_no in range(1, args.rounds + 1):
             ingest_cpu, broker_cpu = cpu_seconds(ingest.pid), cpu_seconds(broker.process.pid)
-            rps, note = wrk(f"http://127.0.0.1:{ingest_port}/v1/responses/batch", '{"responses": [' + items + "]}",
-                            args.seconds, min(args.connections, 8), tag=f"b{round_no}-")
+            rps, note, answers = wrk(f"http://127.0.0.1:{ingest_port}/v1/responses/batch", body, args.seconds,
+                                     min(args.connections, 8), tag=f"b{round_no}-")
+            acknowledged += answers
             answered = rps * 500 * args.seconds
             ingest_cpu = (cpu_seconds(ingest.pid) - ingest_cpu) / answered
             broker_cpu = (cpu_seconds(broker.process.pid) - broker_cpu) / answered
@@ -194,24 +200,24 @@ def main() -> None:
               f"(min {min(rates):,.0f}, max {max(rates):,.0f}; reference: the single-answer rounds above; "
               f"target >= 50,000 answers/s)")
         # Both cores: two replicas (as the HPA scales ingest), each loaded by its own wrk.
-        body = '{"responses": [' + items + "]}"
         rates = []
         for round_no in range(1, args.rounds + 1):
             with ThreadPoolExecutor(2) as pool:
                 loads = [pool.submit(wrk, f"http://127.0.0.1:{port}/v1/responses/batch", body, args.seconds, 4,
                                      threads=1, tag=f"r{round_no}p{port}-") for port in (ingest_port, second_port)]
                 results = [load.result() for load in loads]
-            rps = sum(r for r, _ in results)
+            rps = sum(load.rps for load in results)
+            acknowledged += sum(load.acknowledged for load in results)
             rates.append(rps * 500)
             print(f"  round {round_no}: batch of 500, two replicas: {rps * 500:10,.0f} answers/s "
-                  f"({'; '.join(note for _, note in results)})")
+                  f"({'; '.join(load.note for load in results)})")
         print(f"batch of 500, two replicas on the 2 cores: median {statistics.median(rates):,.0f} answers/s over "
               f"{args.rounds} rounds (min {min(rates):,.0f}, max {max(rates):,.0f}; target >= 50,000 answers/s)")
         # Every acknowledged answer must be on the topic (more is fine: replies wrk cut off at its end).
         on_topic = asyncio.run(records_on(broker.bootstrap, topics.responses))
-        print(f"answers acknowledged to the load generators: {sum(ACKNOWLEDGED):,}; records on the responses "
+        print(f"answers acknowledged to the load generators: {acknowledged:,}; records on the responses "
               f"topic: {on_topic:,}")
-        if on_topic < sum(ACKNOWLEDGED):
+        if on_topic < acknowledged:
             raise SystemExit("fewer records on the topic than answers acknowledged: the figures above are void")
     finally:
         for process in (ingest, second, bare):

@@ -186,3 +186,16 @@ async def test_body_limits_and_the_fast_path_apply_below_an_asgi_root_path(inges
         too_big = await client.post("/pulse/v1/responses", json={**ANSWER, "comment": "x" * (33 * 1024)},
                                     headers={"X-Pulse-Key": KEY})
         assert too_big.status_code == 413
+
+
+async def test_admin_api_refuses_nul_characters_with_a_422_naming_them(ingest: Ingest) -> None:
+    survey = (await ingest.client.get("/v1/admin/surveys", headers=ADMIN_H)).json()[0]
+    bad_question = await ingest.client.put(f"/v1/admin/surveys/{survey['survey_id']}", headers=ADMIN_H,
+                                           json={**survey, "question": "How likely\x00?"})
+    assert bad_question.status_code == 422
+    assert "NUL" in bad_question.text
+    bad_mapping = await ingest.client.put("/v1/admin/webhook-sources/delighted", headers=ADMIN_H,  # nested model
+                                          json={"survey_id": "product-nps", "secrets": ["secret-one"],
+                                                "mapping": {"account_id_field": "person_properties.a\x00"}})
+    assert bad_mapping.status_code == 422
+    assert "NUL" in bad_mapping.text

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from pulse_shared.events import DEFAULT_SCALES, SurveyType, reject_nul
+from pulse_shared.events import DEFAULT_SCALES, NulFree, SurveyType
 
 Slug = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")]
 WEBHOOK_KINDS = ("delighted", "typeform", "formbricks", "wootric", "zendesk", "satismeter", "standard")
@@ -17,16 +17,11 @@ WebhookKind = Literal["delighted", "typeform", "formbricks", "wootric", "zendesk
 Origin = Annotated[str, Field(max_length=300, pattern=r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")]
 
 
-class CatalogModel(BaseModel):
+class CatalogModel(NulFree):
     """Base of the catalog's models: no NUL characters anywhere (PostgreSQL text cannot hold them)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _no_nul(cls, data: Any) -> Any:
-        reject_nul(data, cls.__name__)
-        return data
+    nul_where: ClassVar[str] = "catalog entry"
 
 
 class Survey(CatalogModel):
