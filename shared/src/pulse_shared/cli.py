@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
+import sys
 from collections.abc import Callable, Sequence
 
 from fastapi import FastAPI
@@ -11,8 +13,10 @@ from fastapi import FastAPI
 from pulse_shared.logs import configure_logging
 from pulse_shared.migrations import upgrade_to_head
 from pulse_shared.runtime import Runtime, serve
-from pulse_shared.settings import S, load_settings
+from pulse_shared.settings import ConfigError, S, load_settings
 from pulse_shared.tracing import configure_tracing
+
+log = logging.getLogger(__name__)
 
 Command = Callable[[S, argparse.Namespace], int]
 
@@ -49,5 +53,11 @@ def service_main(
         return 0
     if args.command in extra:
         return extra[args.command](settings, args)
-    app, runtime = build_app(settings)
+    try:
+        app, runtime = build_app(settings)
+    except ConfigError as exc:
+        # A clear message and a distinct exit code, not a traceback: the operator has a file to fix.
+        log.critical("configuration error: %s", exc, extra={"error": str(exc)})
+        sys.stderr.write(f"{service}: configuration error: {exc}\n")
+        return 2
     return serve(app, runtime, host=settings.http_host, port=port(settings))

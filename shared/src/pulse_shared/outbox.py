@@ -4,6 +4,10 @@ A claim leases due rows with ``FOR UPDATE SKIP LOCKED`` and commits at once, so 
 call, the publish) runs outside any lock while other replicas take other rows. A replica that dies
 mid-call lets its lease expire and the row is taken again: side effects are at-least-once, and every
 effect is keyed so a repeat is harmless.
+
+A table with a ``lease_token`` column gets a fresh token with every claim: its holder records an outcome
+only ``WHERE lease_token = <its token>`` (:func:`fenced`), so a worker whose lease expired and was taken over
+cannot overwrite what the new holder did.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Table, func, literal_column, or_, select, tuple_, update
+from sqlalchemy import ColumnElement, Row, Table, and_, func, literal_column, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 
@@ -22,7 +26,7 @@ async def claim_due(
     pending: ColumnElement[bool],
     due_column: str = "next_attempt_at",
     limit: int = 100,
-    lease_seconds: int = 30,
+    lease_seconds: float = 30,
 ) -> Sequence[Row[Any]]:
     """Lease up to ``limit`` rows that are ``pending``, due, and not leased; return them."""
     pk = list(table.primary_key.columns)
@@ -35,11 +39,15 @@ async def claim_due(
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    stmt = (
-        update(table)
-        .where(tuple_(*pk).in_(candidates))
-        .values(lease_until=func.now() + literal_column(f"interval '{int(lease_seconds)} seconds'"))
-        .returning(*table.c)
-    )
+    values: dict[str, Any] = {
+        "lease_until": func.now() + literal_column(f"interval '{float(lease_seconds)} seconds'")}
+    if "lease_token" in table.c:
+        values["lease_token"] = func.gen_random_uuid()
+    stmt = update(table).where(tuple_(*pk).in_(candidates)).values(**values).returning(*table.c)
     async with engine.begin() as conn:
         return (await conn.execute(stmt)).all()
+
+
+def fenced(table: Table, key: ColumnElement[bool], token: str) -> ColumnElement[bool]:
+    """The condition for recording an outcome: the row is ``key`` and still holds the claim's ``token``."""
+    return and_(key, table.c.lease_token == token)

@@ -77,6 +77,10 @@ class ServiceSettings(BaseSettings):
         return self.database_url
 
 
+class ConfigError(ValueError):
+    """A configuration mistake found at start-up; the message says where (file, line, field) and what."""
+
+
 S = TypeVar("S", bound=ServiceSettings)  # a service's settings class
 
 

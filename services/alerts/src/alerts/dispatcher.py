@@ -1,31 +1,78 @@
-"""Delivers pending alerts to Slack: a DM to the account's owner, else the default channel.
+"""Delivers alert rows to Slack exactly once: a DM to the account's owner, or a channel.
 
-Alerts are rows (the outbox). Each is posted at most once per delivery attempt and its Slack ``ts`` is
-recorded, so a later revision edits the message instead of posting a second one. Permanent Slack errors
-fail the alert at once (and count it); rate limits wait for Retry-After; other failures back off and give up
-after a bounded number of attempts. Without a Slack token the alert is written to the log, clearly
-labelled, so the platform still does its whole job on a laptop.
+``chat.postMessage`` has no idempotency key, so a post goes like this:
+1. claim due rows with a fenced lease (a fresh ``lease_token``); never more rows than run at once, and each
+   row's work is bounded well inside the lease, so no claimed row outlives its lease unfinished;
+2. resolve the target (owner → Slack user → DM id, or a channel) and take the channel's slot in the shared
+   pace (one post per interval per channel across replicas);
+3. record the attempt (channel, time, digest of the facts shown) in the row, fenced by the token;
+4. post, tagged with message metadata naming the alert;
+5. record the outcome, fenced: only the lease holder writes it.
+A row whose attempt was recorded and whose outcome was not (the process died, the call timed out) is *in
+doubt*: before anything else it is read back with ``conversations.history`` from the recorded channel, and
+the message carrying its alert id is adopted; only if none is there is it posted again.
+
+A newer revision of a posted alert (its comment arrived, the respondent was erased) edits the message with
+``chat.update``. Permanent Slack errors fail the alert at once (counted); 429 pauses the channel for every
+replica for Retry-After; other failures back off and give up after a bounded number of attempts. Without a
+Slack token alerts are written to the log, clearly labelled, so the platform does its whole job on a laptop.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
-from prometheus_client import Counter
-from sqlalchemy import func, literal_column, select, update
+from prometheus_client import Counter, Gauge, Histogram
+from sqlalchemy import Row, String, case, cast, func, select, update
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from alerts.domain.message import AlertFacts, render
-from alerts.slack import SlackClient, SlackResult
-from alerts.tables import account_owners, alerts
-from pulse_shared.outbox import claim_due
+from alerts.domain.delivery import (
+    Delivered,
+    Failed,
+    Outcome,
+    Paced,
+    Retry,
+    RowState,
+    after_call,
+    backoff,
+    give_up_after_read_back,
+    next_action,
+    read_back_window,
+)
+from alerts.domain.message import AccountContext, AlertFacts, render
+from alerts.pacing import ChannelBudget
+from alerts.slack import SlackClient, alert_metadata, find_alert
+from alerts.tables import accounts, alerts, slack_users
+from alerts.targets import Target, TargetResolver, Unroutable, Wait
+from alerts.wakeup import Wakeup
+from pulse_shared.db import is_transient
+from pulse_shared.events import ScoreSummary, utcnow
+from pulse_shared.outbox import claim_due, fenced
 from pulse_shared.tracing import traced
 
 log = logging.getLogger(__name__)
 
 ALERTS = Counter("pulse_alerts_total", "Alerts by rule and delivery outcome.", ["rule", "outcome"])
+READ_BACKS = Counter("pulse_alerts_read_backs_total", "Posts in doubt read back from Slack, by result.", ["result"])
+DELIVERY_LATENCY = Histogram(
+    "pulse_alerts_delivery_seconds", "From the alert row's creation to Slack's acknowledgement of the post.",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
+)
+PENDING_GAUGE = Gauge("pulse_alerts_pending", "Alerts waiting to be posted or edited (holds and backoffs included).")
 PENDING = ("pending", "update_pending")
+MAX_HISTORY_PAGES = 20
+
+
+def _digest(facts: Any) -> Any:
+    """md5 of the facts' canonical JSONB text (jsonb normalises key order and spacing)."""
+    return func.md5(cast(cast(facts, JSONB), String))
 
 
 class AlertDispatcher:
@@ -38,133 +85,339 @@ class AlertDispatcher:
         *,
         default_channel: str | None,
         max_attempts: int,
-        batch_size: int = 20,
+        lease_seconds: float = 60.0,
+        concurrency: int = 16,
         retry_base_seconds: float = 2.0,
+        channel_interval_seconds: float = 1.0,
+        read_back_margin_seconds: float = 120.0,
+        crm_url_template: str | None = None,
+        wakeup: Wakeup | None = None,
+        idle_seconds: float = 5.0,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._engine = engine
         self._slack = slack
-        self._default_channel = default_channel
+        self._targets = TargetResolver(engine, slack, default_channel=default_channel) if slack else None
+        self._budget = ChannelBudget(engine, interval_seconds=channel_interval_seconds,
+                                     reserve_seconds=lease_seconds * 0.75)
         self._max_attempts = max_attempts
-        self._batch_size = batch_size
+        self._lease = lease_seconds
+        # Each row's whole work fits well inside its lease: an unfinished row is never taken over mid-call.
+        self._row_budget = lease_seconds * 0.75
+        self._concurrency = concurrency
         self._retry_base = retry_base_seconds
+        self._margin = read_back_margin_seconds
+        self._crm_url = crm_url_template
+        self.wakeup = wakeup or Wakeup()
+        self._idle = idle_seconds
+        self._clock = clock
+
+    # --- loops ------------------------------------------------------------------------------------------
 
     async def deliver_due(self) -> bool:
-        """Deliver the alerts that are due; return whether there were any."""
-        rows = await claim_due(self._engine, alerts, pending=alerts.c.status.in_(PENDING), limit=self._batch_size)
-        for row in rows:
-            await self._deliver(row)
+        """Claim what is due (up to the concurrency), deliver it, and return whether there was any."""
+        rows = await self._claim(self._concurrency)
+        await asyncio.gather(*(self._process(row) for row in rows))
         return bool(rows)
 
-    async def _deliver(self, row: Any) -> None:
+    async def run(self, stop: asyncio.Event) -> None:
+        """Deliver until ``stop``: rows run concurrently, new ones are claimed as slots free up, and the loop
+        sleeps until a wake-up (a committed alert, a finished row) or the next row due by time."""
+        inflight: set[asyncio.Task[None]] = set()
+        failures = 0
+        while not stop.is_set():
+            try:
+                free = self._concurrency - len(inflight)
+                rows = await self._claim(free) if free > 0 else []
+                for row in rows:
+                    task = asyncio.create_task(self._process(row))
+                    inflight.add(task)
+                    task.add_done_callback(functools.partial(self._done, inflight))
+                if rows:
+                    continue
+                wait = await self._seconds_until_due() if free > 0 else self._idle
+                failures = 0
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                failures += 1
+                wait = min(10.0, 0.2 * 2**failures)
+                log.warning("alerts dispatcher: transient failure", extra={"error": repr(exc)[:300]})
+            await self._wait(stop, wait)
+        if inflight:
+            # Drain: rows in flight finish (each is bounded by its budget) so nothing is left in doubt.
+            await asyncio.wait(inflight, timeout=self._row_budget)
+
+    def _done(self, inflight: set[asyncio.Task[None]], task: asyncio.Task[None]) -> None:
+        inflight.discard(task)
+        self.wakeup.notify()  # a slot is free
+
+    async def _wait(self, stop: asyncio.Event, seconds: float) -> None:
+        stopper = asyncio.ensure_future(stop.wait())
+        waker = asyncio.ensure_future(self.wakeup.wait(seconds))
+        try:
+            await asyncio.wait({stopper, waker}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (stopper, waker):
+                task.cancel()
+
+    async def _claim(self, limit: int) -> list[Row[Any]]:
+        rows = await claim_due(self._engine, alerts, pending=alerts.c.status.in_(PENDING), limit=limit,
+                               lease_seconds=self._lease)
+        return list(rows)
+
+    async def _seconds_until_due(self) -> float:
+        due = func.greatest(alerts.c.next_attempt_at, func.coalesce(alerts.c.lease_until, alerts.c.next_attempt_at))
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(
+                select(func.extract("epoch", func.min(due) - func.now()), func.count())
+                .where(alerts.c.status.in_(PENDING)))).one()
+        PENDING_GAUGE.set(row[1])
+        if row[0] is None:
+            return self._idle
+        return max(0.0, min(self._idle, float(row[0])))
+
+    # --- one row ----------------------------------------------------------------------------------------
+
+    async def _process(self, row: Row[Any]) -> None:
         # The Slack post continues the trace of the answer that raised the alert.
         with traced("alerts.deliver", row.traceparent, alert_id=row.alert_id):
-            await self._deliver_traced(row)
+            try:
+                async with asyncio.timeout(self._row_budget):
+                    await self._dispatch(row)
+            except TimeoutError:
+                log.warning("alert delivery ran out of its lease budget; will retry (reading back first if a "
+                            "post was attempted)", extra={"alert_id": row.alert_id})
+                await self._release(row, at=self._clock() + backoff(row.attempts, base_seconds=self._retry_base),
+                                    error="timeout", count=True)
+            except Exception as exc:
+                if is_transient(exc):
+                    # The lease expires and the row is taken again (read back first if a post was attempted).
+                    log.warning("alert delivery interrupted", extra={"alert_id": row.alert_id, "error": repr(exc)})
+                    return
+                log.exception("alert delivery failed on an unexpected error", extra={"alert_id": row.alert_id})
+                await self._finish(row, status="failed", outcome="error", error=f"internal error: {exc!r}"[:500])
 
-    async def _deliver_traced(self, row: Any) -> None:
+    async def _dispatch(self, row: Row[Any]) -> None:
         facts = AlertFacts.model_validate(row.facts)
-        if self._slack is None:
-            text, _blocks = render(facts, owner_mention=None)
-            log.warning(
-                "ALERT (Slack not configured: set SLACK_BOT_TOKEN to post it)",
-                extra={"alert_id": row.alert_id, "alert": text, "comment": facts.comment},
-            )
-            await self._finish(row, status="logged", outcome="logged")
-            return
-        if row.status == "update_pending" and row.slack_ts and row.channel:
-            text, blocks = render(facts, owner_mention=None)
-            result = await self._slack.update_message(row.channel, row.slack_ts, text, blocks)
-            await self._record(row, result, channel=row.channel)
-            return
-        channel, mention = await self._target(facts.account_id)
-        if channel is None:
-            await self._finish(row, status="failed", outcome="no_target",
-                               error="the account's owner is not on Slack and SLACK_DEFAULT_CHANNEL is not set")
-            return
-        text, blocks = render(facts, owner_mention=mention)
-        result = await self._slack.post_message(channel, text, blocks)
-        await self._record(row, result, channel=channel)
-
-    async def _target(self, account_id: str) -> tuple[str | None, str | None]:
-        """Where to send: the owner's Slack user (DM) if known, else the default channel."""
-        assert self._slack is not None
-        async with self._engine.connect() as conn:
-            owner = (
-                await conn.execute(select(account_owners).where(account_owners.c.account_id == account_id))
-            ).first()
-        if owner is None or not owner.owner_email:
-            return self._default_channel, None
-        if owner.slack_user_id:
-            return owner.slack_user_id, f"<@{owner.slack_user_id}>"
-        if owner.slack_lookup_at is None:
-            found = await self._slack.lookup_user_id(owner.owner_email)
-            user_id = (found.data or {}).get("user", {}).get("id") if found.ok else None
-            if found.ok or found.permanent:
-                async with self._engine.begin() as conn:
-                    await conn.execute(
-                        update(account_owners)
-                        .where(account_owners.c.account_id == account_id)
-                        .values(slack_user_id=user_id, slack_lookup_at=func.now())
-                    )
-            if user_id:
-                return str(user_id), f"<@{user_id}>"
-        return self._default_channel, None
-
-    async def _record(self, row: Any, result: SlackResult, *, channel: str) -> None:
-        if result.ok:
-            await self._finish(row, status="sent", outcome="sent", channel=result.channel or channel,
-                               ts=result.ts or row.slack_ts)
-            log.info("alert posted to Slack", extra={"alert_id": row.alert_id, "channel": result.channel or channel})
-        elif result.retry_after is not None:
-            ALERTS.labels(row.rule, "rate_limited").inc()
-            await self._retry(row, delay=result.retry_after, count_attempt=False, error="ratelimited")
-        elif result.permanent:
-            await self._finish(row, status="failed", outcome="failed", error=result.error)
-            log.error("alert failed permanently", extra={"alert_id": row.alert_id, "error": result.error})
-        elif row.attempts + 1 >= self._max_attempts:
-            await self._finish(row, status="failed", outcome="gave_up", error=result.error)
-            log.error("alert given up after transient failures", extra={"alert_id": row.alert_id,
-                                                                        "error": result.error})
+        state = RowState(row.status, row.attempt_at, row.slack_ts, withdrawn=facts.withdrawn)
+        action = next_action(state, slack_configured=self._slack is not None)
+        if action == "log":
+            await self._log_only(row, facts)
+        elif action == "update":
+            await self._update(row, facts)
+        elif action == "read_back":
+            await self._read_back(row, facts)
+        elif action == "withdraw":
+            await self._finish(row, status="withdrawn", outcome="withdrawn")
         else:
+            await self._post(row, facts)
+
+    async def _post(self, row: Row[Any], facts: AlertFacts) -> None:
+        assert self._slack is not None
+        assert self._targets is not None
+        target = await self._targets.resolve(row.receiver, row.account_id, row.fallback_channel)
+        if isinstance(target, Wait):
+            ALERTS.labels(row.rule, "lookup_wait").inc()
+            log.info("alert waits for Slack to answer a lookup", extra={"alert_id": row.alert_id,
+                                                                         "reason": target.reason})
+            await self._release(row, at=self._clock() + _seconds(target.seconds), error=target.reason, count=False)
+            return
+        if isinstance(target, Unroutable):
+            await self._finish(row, status="failed", outcome="no_target", error=target.reason)
+            log.error("alert has nowhere to go", extra={"alert_id": row.alert_id, "reason": target.reason})
+            return
+        opens = await self._budget.take(target.channel)
+        if opens is not None:
+            await self._release(row, at=opens, error=None, count=False, keep_error=True)
+            return
+        text, blocks = render(facts, owner_mention=target.mention, context=await self._context(row.account_id))
+        if not await self._record_attempt(row, target):
+            return  # the lease was taken over: the new holder decides
+        try:
+            result = await self._slack.post_message(target.channel, text, blocks,
+                                                    metadata=alert_metadata(row.alert_id))
+        finally:
+            await self._budget.posted(target.channel)
+        outcome = after_call(result, channel=target.channel, attempts=row.attempts, max_attempts=self._max_attempts,
+                             now=self._clock(), base_seconds=self._retry_base)
+        await self._posted(row, outcome, target.channel)
+
+    async def _posted(self, row: Row[Any], outcome: Outcome, channel: str) -> None:
+        if isinstance(outcome, Delivered):
+            await self._delivered(row, outcome.ts, outcome.channel)
+            DELIVERY_LATENCY.observe(max(0.0, (self._clock() - row.created_at).total_seconds()))
+            log.info("alert posted to Slack", extra={"alert_id": row.alert_id, "channel": outcome.channel,
+                                                     "ts": outcome.ts})
+        elif isinstance(outcome, Paced):
+            ALERTS.labels(row.rule, "rate_limited").inc()
+            await self._budget.pause(channel, (outcome.until - self._clock()).total_seconds())
+            await self._release(row, at=outcome.until, error="ratelimited", count=False, clear_attempt=True)
+        elif isinstance(outcome, Retry):
             ALERTS.labels(row.rule, "retried").inc()
-            await self._retry(row, delay=min(300.0, self._retry_base * 2.0**row.attempts), count_attempt=True,
-                              error=result.error)
+            await self._release(row, at=outcome.at, error=outcome.error, count=True,
+                                clear_attempt=not outcome.in_doubt)
+        else:
+            await self._finish(row, status="failed", outcome=outcome.outcome, error=outcome.error)
+            log.error("alert failed", extra={"alert_id": row.alert_id, "error": outcome.error,
+                                             "outcome": outcome.outcome})
 
-    async def _finish(self, row: Any, *, status: str, outcome: str, error: str | None = None,
-                      channel: str | None = None, ts: str | None = None) -> None:
-        ALERTS.labels(row.rule, outcome).inc()
-        values: dict[str, Any] = {"status": status, "lease_until": None, "last_error": error}
-        if channel is not None:
-            values["channel"] = channel
-        if ts is not None:
-            values["slack_ts"] = ts
-        if status in {"sent", "logged"}:
-            values["delivered_at"] = func.now()
-        async with self._engine.begin() as conn:
-            # Only if no newer revision arrived meanwhile; if one did, the alert stays queued and, when this
-            # attempt posted a message, it becomes an edit of that message rather than a second post.
-            await conn.execute(
-                update(alerts)
-                .where(alerts.c.alert_id == row.alert_id, alerts.c.facts == row.facts)
-                .values(**values)
-            )
-            requeued: dict[str, Any] = {"lease_until": None}
-            if ts is not None:
-                requeued.update(status="update_pending", slack_ts=ts, channel=channel)
-            await conn.execute(
-                update(alerts)
-                .where(alerts.c.alert_id == row.alert_id, alerts.c.facts != row.facts)
-                .values(**requeued)
-            )
+    async def _read_back(self, row: Row[Any], facts: AlertFacts) -> None:
+        assert self._slack is not None
+        oldest = read_back_window(row.attempt_at, margin_seconds=self._margin)
+        cursor: str | None = None
+        for _ in range(MAX_HISTORY_PAGES):
+            page = await self._slack.history(row.attempt_channel, oldest=oldest, cursor=cursor)
+            if not page.ok:
+                outcome = after_call(page, channel=row.attempt_channel, attempts=row.attempts,
+                                     max_attempts=self._max_attempts, now=self._clock(), base_seconds=self._retry_base)
+                READ_BACKS.labels("error").inc()
+                if isinstance(outcome, Paced):
+                    await self._release(row, at=outcome.until, error="ratelimited", count=False)
+                elif isinstance(outcome, Failed):
+                    # Without reading back, a re-post could be a duplicate: the alert is failed, visibly.
+                    await self._finish(row, status="failed", outcome="in_doubt",
+                                       error=f"post in doubt and conversations.history failed: {outcome.error}")
+                    log.error("alert in doubt could not be read back", extra={"alert_id": row.alert_id,
+                                                                               "error": outcome.error})
+                elif isinstance(outcome, Retry):
+                    await self._release(row, at=outcome.at, error=f"read-back: {outcome.error}", count=True)
+                return
+            data = page.data or {}
+            ts = find_alert(list(data.get("messages") or []), row.alert_id)
+            if ts:
+                READ_BACKS.labels("found").inc()
+                await self._delivered(row, ts, row.attempt_channel)
+                log.info("alert in doubt found in Slack and adopted (not posted again)",
+                         extra={"alert_id": row.alert_id, "channel": row.attempt_channel, "ts": ts})
+                return
+            cursor = str((data.get("response_metadata") or {}).get("next_cursor") or "") or None
+            if not data.get("has_more") or not cursor:
+                break
+        READ_BACKS.labels("not_found").inc()
+        if give_up_after_read_back(row.attempts, self._max_attempts):
+            await self._finish(row, status="failed", outcome="gave_up", error=row.last_error or "gave up")
+            return
+        if not await self._clear_attempt(row):
+            return
+        if facts.withdrawn:
+            await self._finish(row, status="withdrawn", outcome="withdrawn")
+            return
+        await self._post(row, facts)
 
-    async def _retry(self, row: Any, *, delay: float, count_attempt: bool, error: str | None) -> None:
+    async def _update(self, row: Row[Any], facts: AlertFacts) -> None:
+        assert self._slack is not None
+        mention = await self._mention(row.channel) if row.receiver == "owner" else None
+        text, blocks = render(facts, owner_mention=mention, context=await self._context(row.account_id))
+        result = await self._slack.update_message(row.channel, row.slack_ts, text, blocks,
+                                                  metadata=alert_metadata(row.alert_id))
+        outcome = after_call(result, channel=row.channel, attempts=row.attempts, max_attempts=self._max_attempts,
+                             now=self._clock(), base_seconds=self._retry_base)
+        if isinstance(outcome, Delivered):
+            await self._edited(row)
+            ALERTS.labels(row.rule, "updated").inc()
+            log.info("alert message updated in Slack", extra={"alert_id": row.alert_id, "channel": row.channel})
+        elif isinstance(outcome, Paced):
+            await self._release(row, at=outcome.until, error="ratelimited", count=False)
+        elif isinstance(outcome, Retry):
+            await self._release(row, at=outcome.at, error=f"edit: {outcome.error}", count=True)
+        else:
+            # The message stays as it was posted (it may have been deleted in Slack): visible, counted.
+            await self._finish(row, status="sent", outcome="update_failed", error=f"edit failed: {outcome.error}")
+            log.error("alert message could not be edited", extra={"alert_id": row.alert_id, "error": outcome.error})
+
+    async def _log_only(self, row: Row[Any], facts: AlertFacts) -> None:
+        text, _blocks = render(facts, owner_mention=None, context=await self._context(row.account_id))
+        edit = row.status == "update_pending"
+        message = ("ALERT UPDATED (Slack not configured: set SLACK_BOT_TOKEN to post it)" if edit
+                   else "ALERT (Slack not configured: set SLACK_BOT_TOKEN to post it)")
+        log.warning(message, extra={"alert_id": row.alert_id, "rule": row.rule, "receiver": row.receiver,
+                                    "alert": text, "comment": facts.comment})
+        await self._settle(row, delivered="logged", outcome="logged")
+
+    # --- row updates (all fenced by the lease token) ------------------------------------------------------
+
+    def _mine(self, row: Row[Any]) -> Any:
+        return fenced(alerts, alerts.c.alert_id == row.alert_id, row.lease_token)
+
+    async def _record_attempt(self, row: Row[Any], target: Target) -> bool:
         async with self._engine.begin() as conn:
-            await conn.execute(
-                update(alerts)
-                .where(alerts.c.alert_id == row.alert_id)
-                .values(
-                    attempts=alerts.c.attempts + (1 if count_attempt else 0),
-                    next_attempt_at=func.now() + literal_column(f"interval '{float(delay)} seconds'"),
-                    lease_until=None,
-                    last_error=error,
-                )
-            )
+            done = await conn.execute(
+                update(alerts).where(self._mine(row))
+                .values(attempt_at=func.now(), attempt_channel=target.channel, attempt_digest=_digest(row.facts))
+                .returning(alerts.c.alert_id))
+            return done.first() is not None
+
+    async def _clear_attempt(self, row: Row[Any]) -> bool:
+        async with self._engine.begin() as conn:
+            done = await conn.execute(update(alerts).where(self._mine(row))
+                                      .values(attempt_at=None, attempt_channel=None).returning(alerts.c.alert_id))
+            return done.first() is not None
+
+    async def _delivered(self, row: Row[Any], ts: str, channel: str) -> None:
+        """The post is in Slack: sent, or an edit is still due if the facts changed since the attempt."""
+        await self._write(row, "sent", {
+            "status": case((_digest(alerts.c.facts) == alerts.c.attempt_digest, "sent"), else_="update_pending"),
+            "slack_ts": ts, "channel": channel, "attempts": 0, "last_error": None,
+            "delivered_at": func.coalesce(alerts.c.delivered_at, func.now()), "next_attempt_at": func.now(),
+        })
+
+    async def _edited(self, row: Row[Any]) -> None:
+        await self._write(row, None, {
+            "status": case((_digest(alerts.c.facts) == _digest(row.facts), "sent"), else_="update_pending"),
+            "attempt_digest": _digest(row.facts), "attempts": 0, "last_error": None, "next_attempt_at": func.now(),
+        })
+
+    async def _settle(self, row: Row[Any], *, delivered: str, outcome: str) -> None:
+        await self._write(row, outcome, {
+            "status": case((_digest(alerts.c.facts) == _digest(row.facts), delivered), else_="update_pending"),
+            "attempt_digest": _digest(row.facts), "delivered_at": func.coalesce(alerts.c.delivered_at, func.now()),
+            "next_attempt_at": func.now(),
+        })
+
+    async def _finish(self, row: Row[Any], *, status: str, outcome: str, error: str | None = None) -> None:
+        await self._write(row, outcome, {"status": status, "last_error": error})
+
+    async def _release(self, row: Row[Any], *, at: datetime, error: str | None, count: bool,
+                       clear_attempt: bool = False, keep_error: bool = False) -> None:
+        values: dict[str, Any] = {"next_attempt_at": at}
+        if not keep_error:
+            values["last_error"] = error
+        if count:
+            values["attempts"] = alerts.c.attempts + 1
+        if clear_attempt:
+            values.update(attempt_at=None, attempt_channel=None)
+        await self._write(row, None, values)
+
+    async def _write(self, row: Row[Any], outcome: str | None, values: dict[str, Any]) -> None:
+        values = {**values, "lease_until": None, "lease_token": None, "updated_at": func.now()}
+        async with self._engine.begin() as conn:
+            done = await conn.execute(update(alerts).where(self._mine(row)).values(**values)
+                                      .returning(alerts.c.alert_id))
+            mine = done.first() is not None
+        if not mine:
+            log.warning("alert outcome not recorded: the lease was taken over", extra={"alert_id": row.alert_id})
+        elif outcome is not None:
+            ALERTS.labels(row.rule, outcome).inc()
+
+    # --- reads ------------------------------------------------------------------------------------------
+
+    async def _context(self, account_id: str) -> AccountContext:
+        async with self._engine.connect() as conn:
+            found = (await conn.execute(select(accounts.c.name, accounts.c.scores)
+                                        .where(accounts.c.account_id == account_id))).first()
+        scores = tuple(ScoreSummary.model_validate(s) for s in (found.scores or [])) if found else ()
+        url = self._crm_url.replace("{account_id}", quote(account_id, safe="")) if self._crm_url else None
+        return AccountContext(name=found.name if found else None, scores=scores, crm_url=url)
+
+    async def _mention(self, channel: str | None) -> str | None:
+        if not channel:
+            return None
+        async with self._engine.connect() as conn:
+            user = (await conn.execute(select(slack_users.c.user_id).where(slack_users.c.dm_channel == channel)
+                                       .limit(1))).scalar_one_or_none()
+        return f"<@{user}>" if user else None
+
+
+def _seconds(value: float) -> timedelta:
+    return timedelta(seconds=value)

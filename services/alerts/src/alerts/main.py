@@ -1,51 +1,77 @@
-"""Composition root of alerts: settings, database, consumer, Slack dispatcher, lifecycle."""
+"""Composition root of alerts: settings, rules, database, consumer, Slack dispatcher, admin API, lifecycle."""
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
-from aiokafka import ConsumerRecord
+from aiokafka import ConsumerRecord, TopicPartition
 from fastapi import FastAPI
 
+from alerts.api import router
+from alerts.config import AlertsConfig, load_config
 from alerts.dispatcher import AlertDispatcher
 from alerts.settings import AlertsSettings
 from alerts.slack import SlackClient
-from alerts.store import AlertInput, AlertStore
+from alerts.store import NOTIFY_CHANNEL, AlertInput, AlertStore
 from alerts.tables import consumer_offsets
-from pulse_shared.consumer import ConsumerRunner, RunnerConfig
+from alerts.wakeup import Wakeup
+from pulse_shared.consumer import ConsumerRunner, Record, RunnerConfig
 from pulse_shared.db import ping, service_engine
-from pulse_shared.events import OWNER_EVENTS, RESPONSE_EVENTS, decode
+from pulse_shared.events import OWNER_EVENTS, RESPONSE_EVENTS, SCORE_EVENTS, decode
 from pulse_shared.http import create_app
-from pulse_shared.loops import run_until_stopped
 from pulse_shared.offsets import DbOffsetStore
 from pulse_shared.producer import EventProducer
 from pulse_shared.runtime import Runtime, Worker
 from pulse_shared.transactional import TransactionalHandler
 
+log = logging.getLogger(__name__)
 
-def build_app(settings: AlertsSettings) -> tuple[FastAPI, Runtime]:
-    """The alerts app and its runtime, wired from ``settings``."""
+
+class WakingHandler:
+    """The transactional handler, waking the local dispatcher once a batch that wrote alerts committed."""
+
+    def __init__(self, handler: TransactionalHandler[AlertInput], store: AlertStore, wakeup: Wakeup) -> None:
+        self._handler = handler
+        self._store = store
+        self._wakeup = wakeup
+
+    async def handle(self, tp: TopicPartition, records: Sequence[Record[AlertInput]], next_offset: int) -> None:
+        """Apply and commit, then wake the dispatcher if alerts were written."""
+        self._store.wrote_alerts = False
+        await self._handler.handle(tp, records, next_offset)
+        if self._store.wrote_alerts:
+            self._wakeup.notify()
+
+
+def build_app(settings: AlertsSettings, config: AlertsConfig | None = None) -> tuple[FastAPI, Runtime]:
+    """The alerts app and its runtime, wired from ``settings`` (rules from ``ALERTS_CONFIG_FILE``)."""
+    config = config or load_config(settings.config_file)
     runtime = Runtime("alerts", grace_seconds=settings.shutdown_grace_seconds)
     engine = service_engine(settings)
     producer = EventProducer(settings, client_id="alerts")  # for the dead-letter topic
-    owners_topic = settings.topics.account_owners
+    topics = settings.topics
+    wakeup = Wakeup()
+    store = AlertStore(config, hold_seconds=settings.comment_hold_seconds)
 
     def decode_input(message: ConsumerRecord) -> AlertInput:
-        if message.topic == owners_topic:
+        if message.topic == topics.account_owners:
             return decode(OWNER_EVENTS, message.value)
+        if message.topic == topics.scores:
+            return decode(SCORE_EVENTS, message.value)
         return decode(RESPONSE_EVENTS, message.value)
 
+    handler = TransactionalHandler(engine, consumer_offsets, settings.consumer_group, store.apply,
+                                   name="alerts.record_batch", message="alerts recorded")
     runner: ConsumerRunner[AlertInput] = ConsumerRunner(
         settings,
-        RunnerConfig.from_settings(
-            settings, group_id=settings.consumer_group, topics=(settings.topics.responses, owners_topic)
-        ),
+        RunnerConfig.from_settings(settings, group_id=settings.consumer_group,
+                                   topics=(topics.responses, topics.account_owners, topics.scores)),
         decoder=decode_input,
-        handler=TransactionalHandler(engine, consumer_offsets, settings.consumer_group, AlertStore().apply,
-                                     name="alerts.record_batch", message="alerts recorded"),
+        handler=WakingHandler(handler, store, wakeup),
         producer=producer,
         offset_store=DbOffsetStore(engine, consumer_offsets),
     )
@@ -54,19 +80,28 @@ def build_app(settings: AlertsSettings) -> tuple[FastAPI, Runtime]:
                     timeout=settings.slack_timeout_seconds)
         if settings.slack_bot_token else None
     )
-    dispatcher = AlertDispatcher(engine, slack, default_channel=settings.slack_default_channel,
-                                 max_attempts=settings.max_attempts)
+    dispatcher = AlertDispatcher(
+        engine, slack, default_channel=settings.slack_default_channel, max_attempts=settings.max_attempts,
+        lease_seconds=settings.lease_seconds, concurrency=settings.concurrency,
+        retry_base_seconds=settings.retry_base_seconds, channel_interval_seconds=settings.channel_interval_seconds,
+        read_back_margin_seconds=settings.read_back_margin_seconds, crm_url_template=settings.crm_url_template,
+        wakeup=wakeup,
+    )
+    database_url = settings.require_database_url()
 
     @asynccontextmanager
     async def resources(_stop: asyncio.Event) -> AsyncIterator[Sequence[Worker]]:
         await producer.start()
         runtime.health.add_check("database", functools.partial(ping, engine))
         runtime.health.add_check("consumer", runner.ping)
+        log.info("alerts configured", extra={
+            "rules": [f"{r.name} ({r.type})" for r in config.rules], "slack": slack is not None,
+            "default_channel": settings.slack_default_channel, "comment_hold_s": settings.comment_hold_seconds})
         try:
             yield [
                 Worker("alerts-consumer", runner.run),
-                Worker("slack-dispatcher", lambda stop: run_until_stopped(stop, dispatcher.deliver_due,
-                                                                          name="slack-dispatcher")),
+                Worker("slack-dispatcher", dispatcher.run),
+                Worker("alerts-wakeup", lambda stop: wakeup.listen(stop, database_url, NOTIFY_CHANNEL)),
             ]
         finally:
             if slack is not None:
@@ -76,8 +111,10 @@ def build_app(settings: AlertsSettings) -> tuple[FastAPI, Runtime]:
 
     app = create_app(
         title="Pulse alerts",
-        description="Detractor alerts to the account owner in Slack.",
+        description="Detractor, keyword and score-drop alerts to the account owner in Slack, exactly once.",
         health=runtime.health,
         lifespan=runtime.lifespan(resources),
     )
+    app.state.settings = settings
+    app.include_router(router(engine))
     return app, runtime

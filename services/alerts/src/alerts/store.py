@@ -1,116 +1,356 @@
-"""Turns response and owner events into alert rows (the delivery outbox) and account-owner rows."""
+"""Turns events into alert rows (the delivery outbox) and into what alerts knows about accounts.
+
+Runs inside a TransactionalHandler's transaction, so the rows and the consumed offsets commit together:
+- answers: the rules they fire, routed to receivers, one row per (rule, response, receiver); a detractor
+  without a comment is held (``ALERTS_COMMENT_HOLD_SECONDS``) for the update that brings it; a later revision
+  refreshes the row (an already posted message becomes an edit); a revision that no longer fires a rule
+  withdraws its pending alert (or edits the posted one to say so);
+- score events: the latest summary per account, and significant-drop rules (once per drop);
+- owner events: the account's owner (the newest change wins);
+- erasures: personal fields leave every stored alert (posted ones are edited) and stay gone on replays.
+A committed change wakes the dispatchers of every replica with ``NOTIFY``.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, func
+from sqlalchemy import and_, case, func, literal, or_, select, text, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from alerts.domain.message import AlertFacts
-from alerts.domain.rules import triggered_rules
-from alerts.tables import account_owners, alerts
+from alerts.config import AlertsConfig, DropRule
+from alerts.domain.message import AlertFacts, without_personal
+from alerts.domain.routing import route
+from alerts.domain.rules import Answer, Fired, answer_labels, drop_transition, fired_for_answer, in_drop
+from alerts.tables import account_owners, accounts, alerts, drop_state, erased_respondents
 from pulse_shared.consumer import Record
-from pulse_shared.events import AccountOwnerChanged, RespondentErased, ResponseSubmitted, ResponseUpdated
+from pulse_shared.events import (
+    AccountOwnerChanged,
+    RespondentErased,
+    ResponseSubmitted,
+    ResponseUpdated,
+    ScoreUpdated,
+)
 
-AlertInput = ResponseSubmitted | ResponseUpdated | RespondentErased | AccountOwnerChanged
+AlertInput = ResponseSubmitted | ResponseUpdated | RespondentErased | AccountOwnerChanged | ScoreUpdated
+NOTIFY_CHANNEL = "pulse_alerts_due"
+#: Statuses of an alert that is out (in Slack, or in the log): a change of it is an edit.
+DELIVERED = ("sent", "update_pending", "logged")
+ACCOUNT_NAME_PROPERTIES = ("account_name", "company_name", "company")
 
 
-def alert_id(rule: str, account_id: str, response_id: str) -> str:
-    """The alert's idempotency key: one alert per rule and response."""
-    return f"{rule}:{account_id}:{response_id}"
+def alert_id(rule: str, account_id: str, response_id: str, receiver: str = "owner") -> str:
+    """The alert's idempotency key: one alert per rule, response and receiver."""
+    base = f"{rule}:{account_id}:{response_id}"
+    return base if receiver == "owner" else f"{base}:{receiver}"
 
 
 class AlertStore:
-    """Alerts' write path from the topics (run inside a TransactionalHandler's transaction)."""
+    """Alerts' write path from the topics."""
+
+    def __init__(self, config: AlertsConfig | None = None, *, hold_seconds: float = 60.0) -> None:
+        self._config = config or AlertsConfig()
+        self._hold = timedelta(seconds=hold_seconds)
+        self._drop_rules = [r for r in self._config.rules if isinstance(r, DropRule)]
+        #: Set when a batch wrote alert rows; the composition root wakes the local dispatcher after commit.
+        self.wrote_alerts = False
 
     async def apply(self, conn: AsyncConnection, records: Sequence[Record[AlertInput]]) -> dict[str, Any] | None:
-        """Record alerts and owners for ``records``; return what to log when alerts were written."""
-        rows: dict[str, dict[str, Any]] = {}
+        """Record what ``records`` mean; return what to log when alerts were written."""
+        answers: dict[tuple[str, str], Answer] = {}
         owners: dict[str, AccountOwnerChanged] = {}
-        erasures: list[RespondentErased] = []
+        scores: list[ScoreUpdated] = []
+        written = 0
         for record in records:
             event = record.value
             if isinstance(event, AccountOwnerChanged):
-                owners[event.account_id] = event
+                if event.account_id not in owners or owners[event.account_id].occurred_at <= event.occurred_at:
+                    owners[event.account_id] = event
+            elif isinstance(event, ScoreUpdated):
+                scores.append(event)
             elif isinstance(event, RespondentErased):
-                erasures.append(event)
+                # In offset order: answers seen before the erasure are applied first, then erased.
+                written += await self._answers(conn, answers, records)
+                answers.clear()
+                written += await self._erase(conn, event)
             else:
-                for rule in triggered_rules(event):
-                    key = alert_id(rule, event.account_id, event.response_id)
-                    rows[key] = {
-                        "alert_id": key, "rule": rule, "account_id": event.account_id,
-                        "response_id": event.response_id, "facts": _facts(event).model_dump(mode="json"),
-                        "traceparent": record.traceparent,
-                    }
-        if rows:
-            await self._upsert_alerts(conn, list(rows.values()))
+                key = (event.account_id, event.response_id)
+                if key not in answers or answers[key].revised_at <= event.revised_at:
+                    answers[key] = event
+        written += await self._answers(conn, answers, records)
         if owners:
             await self._upsert_owners(conn, list(owners.values()))
-        for erasure in erasures:
-            await self._erase(conn, erasure)
-        return {"alerts": len(rows)} if rows else None
+        if scores:
+            written += await self._scores(conn, scores)
+        if written:
+            await conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
+            self.wrote_alerts = True
+        return {"alerts": written} if written else None
 
-    async def _upsert_alerts(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
-        stmt = insert(alerts).values(rows)
+    # --- answers ---------------------------------------------------------------------------------------
+
+    async def _answers(self, conn: AsyncConnection, answers: dict[tuple[str, str], Answer],
+                       records: Sequence[Record[AlertInput]]) -> int:
+        if not answers:
+            return 0
+        traces = {(r.value.account_id, r.value.response_id): r.traceparent for r in records
+                  if isinstance(r.value, ResponseSubmitted | ResponseUpdated)}
+        erased = await self._erased(conn, answers.values())
+        await self._remember_accounts(conn, answers.values())
+        rows: list[dict[str, Any]] = []
+        fired_by_response: dict[tuple[str, str], set[str]] = {}
+        for key, answer in answers.items():
+            fired = fired_for_answer(self._config.rules, answer)
+            fired_by_response[key] = {f.rule for f in fired}
+            for hit in fired:
+                rows.extend(self._rows(answer, hit, erased=(answer.account_id, answer.respondent_id) in erased,
+                                       traceparent=traces.get(key)))
+        written = 0
+        if rows:
+            written += await self._upsert_alerts(conn, rows)
+        written += await self._withdraw(conn, answers, fired_by_response)
+        return written
+
+    def _rows(self, answer: Answer, hit: Fired, *, erased: bool, traceparent: str | None) -> list[dict[str, Any]]:
+        labels = answer_labels(answer)
+        facts = _facts(answer, hit, labels)
+        if erased:
+            facts = AlertFacts.model_validate(without_personal(facts.model_dump()))
+        held = hit.rule_type == "detractor" and not answer.comment and self._hold > timedelta(0)
+        due = answer.revised_at + self._hold if held else answer.revised_at
+        rows = []
+        for receiver in route(self._config.routes, rule=hit.rule, severity=hit.severity, labels=labels):
+            rows.append({
+                "alert_id": alert_id(hit.rule, answer.account_id, answer.response_id, receiver.key),
+                "rule": hit.rule, "account_id": answer.account_id, "response_id": answer.response_id,
+                "receiver": receiver.key, "fallback_channel": receiver.channel if receiver.kind == "owner" else None,
+                "severity": hit.severity, "facts": facts.model_dump(mode="json"), "traceparent": traceparent,
+                "revised_at": answer.revised_at, "next_attempt_at": _hold_until(due, held, self._hold),
+            })
+        return rows
+
+    async def _upsert_alerts(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> int:
+        values = insert(alerts).values(rows)
+        ex = values.excluded
         # A later revision (typically the comment arriving after the score) refreshes the facts; an alert
-        # already in Slack is then edited in place rather than posted twice.
-        stmt = stmt.on_conflict_do_update(
+        # already in Slack becomes an edit of its message, never a second post; a comment ends the hold.
+        stmt = values.on_conflict_do_update(
             index_elements=[alerts.c.alert_id],
             set_={
-                "facts": stmt.excluded.facts,
-                "traceparent": stmt.excluded.traceparent,
+                "facts": ex.facts,
+                "traceparent": ex.traceparent,
+                "revised_at": ex.revised_at,
+                "severity": ex.severity,
                 "status": case(
-                    (alerts.c.status.in_(("sent", "update_pending")), "update_pending"), else_=alerts.c.status
+                    (alerts.c.status.in_(DELIVERED), "update_pending"),
+                    (alerts.c.status == "withdrawn", "pending"),
+                    else_=alerts.c.status,
                 ),
-                "next_attempt_at": func.now(),
+                "next_attempt_at": case(
+                    (alerts.c.status.in_((*DELIVERED, "withdrawn")), func.now()),
+                    else_=func.least(alerts.c.next_attempt_at, ex.next_attempt_at),
+                ),
+                "updated_at": func.now(),
             },
-            where=alerts.c.facts != stmt.excluded.facts,
+            where=and_(alerts.c.facts != ex.facts,
+                       or_(alerts.c.revised_at.is_(None), alerts.c.revised_at <= ex.revised_at)),
+        ).returning(alerts.c.alert_id)
+        return len((await conn.execute(stmt)).all())
+
+    async def _withdraw(self, conn: AsyncConnection, answers: dict[tuple[str, str], Answer],
+                        fired: dict[tuple[str, str], set[str]]) -> int:
+        """Alerts of these responses whose rule the newest revision no longer fires."""
+        keys = list(answers)
+        existing = (await conn.execute(
+            select(alerts.c.alert_id, alerts.c.rule, alerts.c.account_id, alerts.c.response_id, alerts.c.facts,
+                   alerts.c.status, alerts.c.revised_at, alerts.c.attempt_at, alerts.c.slack_ts)
+            .where(tuple_(alerts.c.account_id, alerts.c.response_id).in_(keys),
+                   alerts.c.status.notin_(("withdrawn", "failed")))
+        )).all()
+        count = 0
+        for row in existing:
+            key = (row.account_id, row.response_id)
+            answer = answers[key]
+            if row.rule in fired[key] or row.facts.get("withdrawn") or (
+                row.revised_at is not None and row.revised_at > answer.revised_at
+            ):
+                continue
+            facts = {**row.facts, "withdrawn": True, "score": answer.score, "sentiment": answer.sentiment}
+            if answer.comment is not None and "comment" in row.facts:
+                facts["comment"] = answer.comment
+            in_doubt = row.attempt_at is not None and row.slack_ts is None
+            status = "update_pending" if row.status in DELIVERED else (
+                # A post in doubt stays with the dispatcher: read back, and edited if it was made.
+                "withdrawn" if row.status == "pending" and not in_doubt else row.status)
+            await conn.execute(
+                alerts.update().where(alerts.c.alert_id == row.alert_id)
+                .values(facts=facts, status=status, revised_at=answer.revised_at, next_attempt_at=func.now(),
+                        updated_at=func.now())
+            )
+            count += 1
+        return count
+
+    async def _erased(self, conn: AsyncConnection, answers: Any) -> set[tuple[str, str | None]]:
+        pairs = {(a.account_id, a.respondent_id) for a in answers if a.respondent_id}
+        if not pairs:
+            return set()
+        found = await conn.execute(
+            select(erased_respondents.c.account_id, erased_respondents.c.respondent_id)
+            .where(tuple_(erased_respondents.c.account_id, erased_respondents.c.respondent_id).in_(list(pairs)))
+        )
+        return {(r.account_id, r.respondent_id) for r in found}
+
+    async def _remember_accounts(self, conn: AsyncConnection, answers: Any) -> None:
+        latest: dict[str, Answer] = {}
+        for answer in answers:
+            if answer.account_id not in latest or latest[answer.account_id].revised_at < answer.revised_at:
+                latest[answer.account_id] = answer
+        values = [{"account_id": a.account_id, "name": _account_name(a), "labels": answer_labels(a),
+                   "labels_at": a.revised_at} for a in latest.values()]
+        stmt = insert(accounts).values(values)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[accounts.c.account_id],
+            set_={"labels": stmt.excluded.labels, "labels_at": stmt.excluded.labels_at,
+                  "name": func.coalesce(stmt.excluded.name, accounts.c.name), "updated_at": func.now()},
+            where=or_(accounts.c.labels_at.is_(None), accounts.c.labels_at <= stmt.excluded.labels_at),
         )
         await conn.execute(stmt)
+
+    # --- scores and drops ---------------------------------------------------------------------------------
+
+    async def _scores(self, conn: AsyncConnection, events: list[ScoreUpdated]) -> int:
+        ids = sorted({e.account_id for e in events})
+        known = {r.account_id: r for r in (await conn.execute(
+            select(accounts.c.account_id, accounts.c.scores_version, accounts.c.labels)
+            .where(accounts.c.account_id.in_(ids)))).all()}
+        states = {(r.rule, r.account_id): bool(r.active) for r in (await conn.execute(
+            select(drop_state).where(drop_state.c.account_id.in_(ids)))).all()}
+        versions = {a: int(r.scores_version) for a, r in known.items()}
+        newest: dict[str, ScoreUpdated] = {}
+        rows: list[dict[str, Any]] = []
+        changed_states: dict[tuple[str, str], tuple[bool, int]] = {}
+        for event in sorted(events, key=lambda e: e.version):
+            if event.version <= versions.get(event.account_id, 0):
+                continue  # a redelivery or an older event
+            versions[event.account_id] = event.version
+            newest[event.account_id] = event
+            labels = dict(known[event.account_id].labels) if event.account_id in known else {}
+            for rule in self._drop_rules:
+                summary = in_drop(rule, event.scores)
+                was = states.get((rule.name, event.account_id), False)
+                fire, active = drop_transition(was, summary is not None and _labels_ok(rule, labels))
+                if active != was or fire:
+                    states[(rule.name, event.account_id)] = active
+                    changed_states[(rule.name, event.account_id)] = (active, event.version)
+                if fire and summary is not None:
+                    rows.extend(self._drop_rows(rule, event, summary, labels))
+        for account_id, event in newest.items():
+            stmt = insert(accounts).values(account_id=account_id, scores=[s.model_dump(mode="json")
+                                                                          for s in event.scores],
+                                           scores_version=event.version)
+            await conn.execute(stmt.on_conflict_do_update(
+                index_elements=[accounts.c.account_id],
+                set_={"scores": stmt.excluded.scores, "scores_version": stmt.excluded.scores_version,
+                      "updated_at": func.now()},
+                where=accounts.c.scores_version < stmt.excluded.scores_version,
+            ))
+        if changed_states:
+            stmt = insert(drop_state).values([
+                {"rule": rule, "account_id": account, "active": active, "since_version": version}
+                for (rule, account), (active, version) in changed_states.items()])
+            await conn.execute(stmt.on_conflict_do_update(
+                index_elements=[drop_state.c.rule, drop_state.c.account_id],
+                set_={"active": stmt.excluded.active, "since_version": stmt.excluded.since_version,
+                      "updated_at": func.now()},
+            ))
+        return await self._upsert_alerts(conn, rows) if rows else 0
+
+    def _drop_rows(self, rule: DropRule, event: ScoreUpdated, summary: Any, labels: dict[str, str]
+                   ) -> list[dict[str, Any]]:
+        response_id = f"drop-v{event.version}"
+        facts = AlertFacts(kind="drop", rule=rule.name, rule_type=rule.type, severity=rule.severity,
+                           account_id=event.account_id, response_id=response_id, labels=labels, drop=summary,
+                           source="scoring")
+        return [{
+            "alert_id": alert_id(rule.name, event.account_id, response_id, receiver.key), "rule": rule.name,
+            "account_id": event.account_id, "response_id": response_id, "receiver": receiver.key,
+            "fallback_channel": receiver.channel if receiver.kind == "owner" else None,
+            "severity": rule.severity, "facts": facts.model_dump(mode="json"), "traceparent": None,
+            "revised_at": event.computed_at, "next_attempt_at": func.now(),
+        } for receiver in route(self._config.routes, rule=rule.name, severity=rule.severity, labels=labels)]
+
+    # --- owners and erasure -----------------------------------------------------------------------------------
 
     async def _upsert_owners(self, conn: AsyncConnection, owners: list[AccountOwnerChanged]) -> None:
-        stmt = insert(account_owners).values(
-            [{"account_id": o.account_id, "owner_email": o.owner_email, "owner_name": o.owner_name, "crm": o.crm}
-             for o in owners]
-        )
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[account_owners.c.account_id],
-            set_={
-                "owner_email": stmt.excluded.owner_email, "owner_name": stmt.excluded.owner_name,
-                "crm": stmt.excluded.crm, "updated_at": func.now(),
-                # A new owner needs a new Slack lookup.
-                "slack_user_id": case(
-                    (account_owners.c.owner_email == stmt.excluded.owner_email, account_owners.c.slack_user_id),
-                    else_=None,
-                ),
-                "slack_lookup_at": case(
-                    (account_owners.c.owner_email == stmt.excluded.owner_email, account_owners.c.slack_lookup_at),
-                    else_=None,
-                ),
-            },
-        )
-        await conn.execute(stmt)
+        await upsert_owner_rows(conn, [
+            {"account_id": o.account_id, "owner_email": o.owner_email, "owner_name": o.owner_name, "crm": o.crm,
+             "changed_at": o.occurred_at} for o in owners])
 
-    async def _erase(self, conn: AsyncConnection, erasure: RespondentErased) -> None:
-        personal = ("comment", "respondent_id", "respondent_email")
-        cleared = alerts.c.facts
-        for field in personal:
-            cleared = cleared.op("-")(field)  # type: ignore[assignment]
+    async def _erase(self, conn: AsyncConnection, erasure: RespondentErased) -> int:
         await conn.execute(
+            insert(erased_respondents).values(account_id=erasure.account_id, respondent_id=erasure.respondent_id)
+            .on_conflict_do_nothing()
+        )
+        # The same shape as facts built for an erased respondent (personal fields null), so a replayed
+        # answer compares equal and changes nothing.
+        erased = {"comment": None, "respondent_id": None, "respondent_email": None, "erased": True}
+        cleared = alerts.c.facts.op("||")(literal(erased, type_=alerts.c.facts.type))
+        done = await conn.execute(
             alerts.update()
             .where(alerts.c.account_id == erasure.account_id,
                    alerts.c.facts["respondent_id"].astext == erasure.respondent_id)
-            .values(facts=cleared)
+            .values(
+                facts=cleared,
+                # A posted message is edited so the comment and the respondent leave Slack too.
+                status=case((alerts.c.status.in_(DELIVERED), "update_pending"), else_=alerts.c.status),
+                next_attempt_at=case((alerts.c.status.in_(DELIVERED), func.now()), else_=alerts.c.next_attempt_at),
+                updated_at=func.now(),
+            )
+            .returning(alerts.c.alert_id)
         )
+        return len(done.all())
 
 
-def _facts(answer: ResponseSubmitted | ResponseUpdated) -> AlertFacts:
+async def upsert_owner_rows(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    """Record account owners; the newest change of each account wins."""
+    stmt = insert(account_owners).values(rows)
+    await conn.execute(stmt.on_conflict_do_update(
+        index_elements=[account_owners.c.account_id],
+        set_={"owner_email": stmt.excluded.owner_email, "owner_name": stmt.excluded.owner_name,
+              "crm": stmt.excluded.crm, "changed_at": stmt.excluded.changed_at, "updated_at": func.now()},
+        where=or_(account_owners.c.changed_at.is_(None), account_owners.c.changed_at <= stmt.excluded.changed_at),
+    ))
+
+
+def _labels_ok(rule: DropRule, labels: dict[str, str]) -> bool:
+    return all(labels.get(k, "").casefold() == v.casefold() for k, v in rule.labels.items())
+
+
+def _hold_until(due: datetime, held: bool, hold: timedelta) -> Any:
+    """When a held alert is due: the hold counted from the answer's revision time, but never in the past
+    (a late or replayed answer still gets its chance to be completed) nor longer than the hold from now
+    (a client clock running ahead cannot delay it)."""
+    if not held:
+        return func.now()
+    return func.least(func.greatest(due, func.now()), func.now() + hold)
+
+
+def _account_name(answer: Answer) -> str | None:
+    for key in ACCOUNT_NAME_PROPERTIES:
+        value = answer.properties.get(key)
+        if isinstance(value, str) and value.strip():
+            return value.strip()[:255]
+    return None
+
+
+def _facts(answer: Answer, hit: Fired, labels: dict[str, str]) -> AlertFacts:
     return AlertFacts(
-        account_id=answer.account_id, response_id=answer.response_id, survey_type=answer.survey_type,
-        score=answer.score, scale_min=answer.scale_min, scale_max=answer.scale_max, sentiment=answer.sentiment,
-        comment=answer.comment, respondent_id=answer.respondent_id, respondent_email=answer.respondent_email,
-        source=answer.source,
+        kind="answer", rule=hit.rule, rule_type=hit.rule_type, severity=hit.severity,
+        account_id=answer.account_id, account_name=_account_name(answer), response_id=answer.response_id,
+        survey_type=answer.survey_type, score=answer.score, scale_min=answer.scale_min, scale_max=answer.scale_max,
+        sentiment=answer.sentiment, comment=answer.comment, respondent_id=answer.respondent_id,
+        respondent_email=answer.respondent_email, source=answer.source, labels=labels, keywords=hit.keywords,
     )

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, DateTime, Integer, MetaData, Table, Text, UniqueConstraint, func
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import BigInteger, Boolean, Column, DateTime, Integer, MetaData, Table, Text, UniqueConstraint, func
+from sqlalchemy.dialects.postgresql import JSONB, UUID
 
 from pulse_shared.offsets import offsets_table
 
 SCHEMA = "alerts"
 metadata = MetaData(schema=SCHEMA)
 
-#: One row per (rule, account, response): the alert and its delivery state (this table is the outbox).
+#: One row per (rule, response, receiver): the alert and its delivery state (this table is the outbox).
 alerts = Table(
     "alerts",
     metadata,
@@ -18,21 +18,31 @@ alerts = Table(
     Column("rule", Text, nullable=False),
     Column("account_id", Text, nullable=False),
     Column("response_id", Text, nullable=False),
+    Column("receiver", Text, nullable=False, server_default="owner"),
+    Column("fallback_channel", Text),
+    Column("severity", Text, nullable=False, server_default="warning"),
     Column("facts", JSONB, nullable=False),
     Column("status", Text, nullable=False, server_default="pending"),
     Column("attempts", Integer, nullable=False, server_default="0"),
     Column("next_attempt_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("lease_until", DateTime(timezone=True)),
+    Column("lease_token", UUID(as_uuid=False)),
+    #: The post recorded before it is made: where, when, and a digest of the facts it shows.
+    Column("attempt_at", DateTime(timezone=True)),
+    Column("attempt_channel", Text),
+    Column("attempt_digest", Text),
     Column("channel", Text),
     Column("slack_ts", Text),
     Column("last_error", Text),
+    Column("revised_at", DateTime(timezone=True)),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("delivered_at", DateTime(timezone=True)),
-    UniqueConstraint("rule", "account_id", "response_id", name="alerts_rule_response"),
     Column("traceparent", Text),
+    UniqueConstraint("rule", "account_id", "response_id", "receiver", name="alerts_rule_response_receiver"),
 )
 
-#: Who owns each account (from the CRMs), and their Slack user id once looked up.
+#: Who owns each account (from the CRMs or the admin API).
 account_owners = Table(
     "account_owners",
     metadata,
@@ -40,9 +50,61 @@ account_owners = Table(
     Column("owner_email", Text),
     Column("owner_name", Text),
     Column("crm", Text, nullable=False),
-    Column("slack_user_id", Text),
-    Column("slack_lookup_at", DateTime(timezone=True)),
+    Column("changed_at", DateTime(timezone=True)),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+#: users.lookupByEmail and conversations.open results by email (``user_id`` NULL: not on Slack).
+slack_users = Table(
+    "slack_users",
+    metadata,
+    Column("email", Text, primary_key=True),
+    Column("user_id", Text),
+    Column("dm_channel", Text),
+    Column("looked_up_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+#: The next time a post may go to each channel (shared by every replica).
+channel_budget = Table(
+    "channel_budget",
+    metadata,
+    Column("channel", Text, primary_key=True),
+    Column("next_allowed_at", DateTime(timezone=True), nullable=False),
+    #: A post is on its way (the reservation lapses by itself if its replica died).
+    Column("in_flight", Boolean, nullable=False, server_default="false"),
+)
+
+#: What alerts knows about each account: name and segment labels (latest answer), score summary (latest event).
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("account_id", Text, primary_key=True),
+    Column("name", Text),
+    Column("labels", JSONB, nullable=False, server_default="{}"),
+    Column("labels_at", DateTime(timezone=True)),
+    Column("scores", JSONB),
+    Column("scores_version", BigInteger, nullable=False, server_default="0"),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+#: Whether each (significant-drop rule, account) is in a drop now.
+drop_state = Table(
+    "drop_state",
+    metadata,
+    Column("rule", Text, primary_key=True),
+    Column("account_id", Text, primary_key=True),
+    Column("active", Boolean, nullable=False),
+    Column("since_version", BigInteger),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+#: Respondents erased on request: their personal fields are never stored again, even on a replay.
+erased_respondents = Table(
+    "erased_respondents",
+    metadata,
+    Column("account_id", Text, primary_key=True),
+    Column("respondent_id", Text, primary_key=True),
+    Column("erased_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
 consumer_offsets = offsets_table(metadata, SCHEMA)

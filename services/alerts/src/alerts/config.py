@@ -1,0 +1,255 @@
+"""Alert rules and routes as configuration (``ALERTS_CONFIG_FILE``, YAML), validated once at start.
+
+A mistake is reported with the file, the line and the field (``alerts.yaml:14: rules[1].keywords: ...``),
+so an operator can fix it without reading code. Without a file, the defaults apply: one ``detractor`` rule
+(NPS <= 6, CSAT <= 2 on 1-5, CES <= 3 on 1-7) routed to the account owner's DM.
+
+```yaml
+rules:
+  - name: detractor
+    type: detractor            # detractor | keywords | significant_drop
+    surveys: [nps, csat, ces]  # optional
+    max_score: {nps: 6}        # optional, on the default scales (rescaled for other scales)
+    labels: {plan: enterprise} # optional: the answer's segment properties must match
+    severity: warning          # info | warning | critical
+  - name: churn-words
+    type: keywords
+    keywords: [cancel, switch, refund, "unsubscrib*"]
+  - name: nps-drop
+    type: significant_drop
+    metric: nps
+    window: 30d
+    min_n: 30
+routes:
+  receivers: [owner]           # owner (DM, falling back to the route's channel) or channel:C0123ABC
+  channel: C0123ABC            # fallback of owner receivers; inherited by child routes
+  routes:
+    - match: {rule: churn-words}
+      receivers: [owner, "channel:C0CHURN01"]
+      continue: true
+```
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from pulse_shared.settings import ConfigError
+
+Severity = Literal["info", "warning", "critical"]
+SurveyKind = Literal["nps", "csat", "ces"]
+#: Slack conversation ids: public (C) and private (G) channels. Names cannot be read back, ids can.
+CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{6,}$")
+NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def check_channel(value: str) -> str:
+    """A Slack channel id (``C0123ABC``), or a clear error for a channel name."""
+    if not CHANNEL_ID.match(value):
+        raise ValueError(
+            f"{value!r} is not a Slack channel id: use the id (like C0123ABCD, shown at the bottom of the channel's "
+            "details in Slack), not its name, so an interrupted post can be read back instead of repeated"
+        )
+    return value
+
+
+class DetractorRule(_Strict):
+    """An answer at or below the detractor threshold of its survey type."""
+
+    name: Annotated[str, Field(pattern=NAME.pattern)]
+    type: Literal["detractor"]
+    surveys: tuple[SurveyKind, ...] = ("nps", "csat", "ces")
+    #: Highest alerting score per survey type, on its default scale (NPS 0-10, CSAT 1-5, CES 1-7).
+    max_score: dict[SurveyKind, float] = Field(default_factory=dict)
+    labels: dict[str, str] = Field(default_factory=dict)
+    severity: Severity = "warning"
+
+
+class KeywordRule(_Strict):
+    """A comment containing one of the keywords (whole words, case and accents ignored; ``word*`` a prefix)."""
+
+    name: Annotated[str, Field(pattern=NAME.pattern)]
+    type: Literal["keywords"]
+    keywords: Annotated[tuple[Annotated[str, Field(min_length=1, max_length=100)], ...], Field(min_length=1)]
+    surveys: tuple[SurveyKind, ...] = ("nps", "csat", "ces")
+    labels: dict[str, str] = Field(default_factory=dict)
+    severity: Severity = "critical"
+
+    @field_validator("keywords")
+    @classmethod
+    def _words(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for word in value:
+            core = word.removesuffix("*")
+            if not core.strip() or "*" in core:
+                raise ValueError(f"keyword {word!r}: a word or phrase, optionally ending in * for a prefix")
+        return value
+
+
+class DropRule(_Strict):
+    """The account's score fell against the previous window, significantly at 95 %, with enough answers."""
+
+    name: Annotated[str, Field(pattern=NAME.pattern)]
+    type: Literal["significant_drop"]
+    metric: SurveyKind = "nps"
+    window: Literal["30d", "90d"] = "30d"
+    min_n: int = Field(30, ge=1)
+    labels: dict[str, str] = Field(default_factory=dict)
+    severity: Severity = "warning"
+
+
+Rule = Annotated[DetractorRule | KeywordRule | DropRule, Field(discriminator="type")]
+
+
+class Match(_Strict):
+    """What a route matches: a rule name, a severity, segment labels (all given must match)."""
+
+    rule: str | None = None
+    severity: Severity | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class Route(_Strict):
+    """A node of the route tree (as in Alertmanager): the first matching child wins unless ``continue``."""
+
+    match: Match = Field(default_factory=Match)
+    receivers: tuple[str, ...] | None = None
+    channel: str | None = None
+    continue_: bool = Field(False, alias="continue")
+    routes: tuple[Route, ...] = ()
+
+    @field_validator("receivers")
+    @classmethod
+    def _receivers(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        for receiver in value or ():
+            if receiver == "owner":
+                continue
+            kind, _, channel = receiver.partition(":")
+            if kind != "channel":
+                raise ValueError(f"receiver {receiver!r}: use 'owner' or 'channel:<channel id>'")
+            check_channel(channel)
+        if value is not None and not value:
+            raise ValueError("a route needs at least one receiver")
+        return value
+
+    @field_validator("channel")
+    @classmethod
+    def _channel(cls, value: str | None) -> str | None:
+        return None if value is None else check_channel(value)
+
+
+class AlertsConfig(_Strict):
+    """Rules and the route tree."""
+
+    rules: tuple[Rule, ...] = (DetractorRule(name="detractor", type="detractor"),)
+    routes: Route = Field(default_factory=lambda: Route(receivers=("owner",)))
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AlertsConfig:
+        names = [r.name for r in self.rules]
+        duplicate = next((n for n in names if names.count(n) > 1), None)
+        if duplicate:
+            raise ValueError(f"rule name {duplicate!r} is used twice")
+        unknown = sorted({m for m in _matched_rules(self.routes) if m not in names})
+        if unknown:
+            raise ValueError(f"routes match unknown rules: {', '.join(unknown)} (rules are: {', '.join(names)})")
+        if self.routes.receivers is None:
+            raise ValueError("the root route needs receivers (for example [owner])")
+        return self
+
+
+def _matched_rules(route: Route) -> list[str]:
+    found = [route.match.rule] if route.match.rule else []
+    for child in route.routes:
+        found.extend(_matched_rules(child))
+    return found
+
+
+def load_config(path: Path | None) -> AlertsConfig:
+    """The configuration in ``path`` (the defaults when None); :class:`ConfigError` naming line and field."""
+    if path is None:
+        return AlertsConfig()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"ALERTS_CONFIG_FILE {path}: cannot be read ({exc.strerror or exc})") from exc
+    return parse_config(text, source=str(path))
+
+
+def parse_config(text: str, *, source: str = "alerts config") -> AlertsConfig:
+    """Parse and validate YAML text; errors name ``source``, the line and the field."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark is not None else source
+        raise ConfigError(f"{where}: not valid YAML: {getattr(exc, 'problem', None) or exc}") from exc
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}:1: the file must be a mapping with 'rules' and 'routes'")
+    try:
+        return AlertsConfig.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors()[:10]:
+            loc = _user_loc(error["loc"])
+            line = _line_of(node, loc)
+            field = _dotted(loc) or "(top level)"
+            lines.append(f"{source}:{line}: {field}: {error['msg']}")
+        raise ConfigError("invalid alerts configuration:\n  " + "\n  ".join(lines)) from exc
+
+
+def _user_loc(loc: tuple[int | str, ...]) -> list[int | str]:
+    """The location without pydantic's union tags (``rules.0.keywords.keywords`` → ``rules.0.keywords``)."""
+    tags = {"detractor", "keywords", "significant_drop"}
+    out: list[int | str] = []
+    for i, part in enumerate(loc):
+        if isinstance(part, str) and part in tags and i > 0 and isinstance(loc[i - 1], int):
+            continue
+        out.append("continue" if part == "continue_" else part)
+    return out
+
+
+def _dotted(loc: list[int | str]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _line_of(node: Any, loc: list[int | str]) -> int:
+    """The 1-based line of the deepest YAML node on ``loc`` that exists."""
+    line = (node.start_mark.line + 1) if node is not None else 1
+    for part in loc:
+        child = None
+        if isinstance(node, yaml.MappingNode) and isinstance(part, str):
+            child = next((v for k, v in node.value if getattr(k, "value", None) == part), None)
+            if child is None:
+                break
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            child = node.value[part]
+        else:
+            break
+        node = child
+        line = node.start_mark.line + 1
+    return line
+
+
+def rule_by_name(config: AlertsConfig) -> dict[str, DetractorRule | KeywordRule | DropRule]:
+    """The rules by name."""
+    return {r.name: r for r in config.rules}
+
+
+def as_dict(config: AlertsConfig) -> dict[str, Any]:
+    """The configuration as plain data (for logs)."""
+    return config.model_dump(mode="json", by_alias=True)

@@ -1,0 +1,68 @@
+"""Slack's pace per channel, shared by every replica: one post per interval, and 429 pauses honoured.
+
+The budget is a row per channel in PostgreSQL holding the next time a post may go there. Taking it is one
+atomic statement that also *reserves* the channel while the post is in flight; when the call returns, the
+channel opens again one interval after that moment (Slack received the post before it answered), so two
+posts can never reach Slack closer than the interval, however the network delays them, and two replicas
+never post to one channel at once. A 429's Retry-After closes the channel for every replica. A replica that
+dies mid-post leaves a reservation that lapses by itself.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func, literal_column, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from alerts.tables import channel_budget
+
+
+def _interval(seconds: float) -> object:
+    return literal_column(f"interval '{float(seconds)} seconds'")
+
+
+class ChannelBudget:
+    """The shared per-channel posting pace."""
+
+    def __init__(self, engine: AsyncEngine, *, interval_seconds: float = 1.0, reserve_seconds: float = 30.0) -> None:
+        self._engine = engine
+        self._interval = interval_seconds
+        self._reserve = reserve_seconds
+
+    async def take(self, channel: str) -> datetime | None:
+        """Reserve the channel for one post now (None), or say when it opens next."""
+        c = channel_budget.c
+        until = func.clock_timestamp() + _interval(self._reserve + self._interval)
+        insert_stmt = insert(channel_budget).values(channel=channel, next_allowed_at=until, in_flight=True)
+        stmt = insert_stmt.on_conflict_do_update(
+            index_elements=[c.channel], set_={"next_allowed_at": until, "in_flight": True},
+            where=c.next_allowed_at <= func.clock_timestamp(),
+        ).returning(c.next_allowed_at)
+        async with self._engine.begin() as conn:
+            if (await conn.execute(stmt)).first() is not None:
+                return None
+            found = (await conn.execute(
+                select(c.next_allowed_at, c.in_flight,
+                       (func.clock_timestamp() + _interval(self._interval)).label("soon"))
+                .where(c.channel == channel))).first()
+        if found is None:
+            return None  # removed meanwhile: try again at once
+        # A post in flight usually returns within a fraction of a second: look again after one interval
+        # rather than at the end of the reservation.
+        opens: datetime = min(found.next_allowed_at, found.soon) if found.in_flight else found.next_allowed_at
+        return opens
+
+    async def posted(self, channel: str) -> None:
+        """The post's call returned: the channel opens one interval from now."""
+        await self._open_in(channel, self._interval)
+
+    async def pause(self, channel: str, seconds: float) -> None:
+        """Slack said 429: nobody posts to ``channel`` for ``seconds``."""
+        await self._open_in(channel, seconds)
+
+    async def _open_in(self, channel: str, seconds: float) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(update(channel_budget).where(channel_budget.c.channel == channel)
+                               .values(next_allowed_at=func.clock_timestamp() + _interval(seconds), in_flight=False))
