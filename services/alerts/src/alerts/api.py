@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi import Path as PathParam
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import and_, or_, select
@@ -102,10 +103,12 @@ class AlertPage(BaseModel):
     next_cursor: str | None
 
 
+AccountPath = Annotated[str, PathParam(min_length=1, max_length=255, description="The account id Pulse uses.")]
+
+
 def router(engine: AsyncEngine) -> APIRouter:
     """The admin routes."""
     api = APIRouter(prefix="/v1", dependencies=[Depends(admin)], responses=REFUSALS, tags=["admin"])
-    AccountPath = Annotated[str, Field(min_length=1, max_length=255)]
 
     @api.put("/accounts/{account_id}/owner", summary="Set the owner (CSM) of an account", response_model=OwnerOut)
     async def put_owner(account_id: AccountPath, owner: OwnerIn) -> OwnerOut:

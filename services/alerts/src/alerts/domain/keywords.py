@@ -18,23 +18,20 @@ def normalize(text: str) -> str:
 
 
 @lru_cache(maxsize=256)
-def compile_keywords(keywords: tuple[str, ...]) -> re.Pattern[str]:
-    """One pattern matching any of ``keywords`` on :func:`normalize`d text."""
-    parts = []
+def compile_keywords(keywords: tuple[str, ...]) -> tuple[re.Pattern[str], ...]:
+    """One pattern per keyword, each matching on :func:`normalize`d text."""
+    patterns = []
     for keyword in keywords:
         prefix = keyword.endswith("*")
         words = normalize(keyword.removesuffix("*")).split()
         body = r"\s+".join(re.escape(w) for w in words)
-        parts.append(rf"(?<!\w){body}" + (r"\w*" if prefix else r"(?!\w)"))
-    return re.compile("|".join(f"({p})" for p in parts))
+        patterns.append(re.compile(rf"(?<!\w){body}" + (r"\w*" if prefix else r"(?!\w)")))
+    return tuple(patterns)
 
 
 def matched_keywords(keywords: tuple[str, ...], comment: str | None) -> tuple[str, ...]:
     """The configured keywords found in ``comment``, in configuration order (empty when none)."""
     if not comment:
         return ()
-    pattern = compile_keywords(keywords)
-    found: set[int] = set()
-    for match in pattern.finditer(normalize(comment)):
-        found.update(i for i, group in enumerate(match.groups()) if group is not None)
-    return tuple(keywords[i] for i in sorted(found))
+    text = normalize(comment)
+    return tuple(k for k, pattern in zip(keywords, compile_keywords(keywords), strict=True) if pattern.search(text))
