@@ -33,6 +33,8 @@ SERVICES = (
     ("crm_sync", "CRM_SYNC_PORT", 8003),
 )
 STATEFUL = ("ingest", "scoring", "alerts", "crm_sync")
+#: The alerts admin token of `make run` (set ALERTS_ADMIN_TOKEN to choose another).
+DEV_ALERTS_ADMIN_TOKEN = "dev-alerts-admin-token"
 COLORS = {"ingest": "36", "scoring": "35", "alerts": "33", "crm_sync": "32", "dev": "1"}
 
 
@@ -78,6 +80,8 @@ def main() -> int:
             env["DATABASE_URL"] = asyncio.run(ensure_database(postgres.url, "pulse"))
             say("dev", f"started embedded PostgreSQL (data in {STATE / 'postgres'})")
         env.setdefault("INGEST_SEED_FILE", str(ROOT / "deploy" / "dev" / "seed.yaml"))
+        env.setdefault("ALERTS_CONFIG_FILE", str(ROOT / "deploy" / "dev" / "alerts.yaml"))
+        env.setdefault("ALERTS_ADMIN_TOKEN", DEV_ALERTS_ADMIN_TOKEN)
         topics = Topics(env.get("KAFKA_TOPIC_PREFIX", ""))
         partitions = int(env.get("KAFKA_TOPIC_PARTITIONS", "3"))
         asyncio.run(create_topics(env["KAFKA_BOOTSTRAP_SERVERS"], topics.all(), partitions=partitions))
@@ -168,6 +172,12 @@ def print_summary(env: dict[str, str]) -> None:
         "    -H 'X-Pulse-Key: pk_dev_product_nps_local_0001' \\",
         "    -d '{\"survey_type\": \"nps\", \"score\": 3, \"account_id\": \"acme-42\", \"comment\": \"Too slow\"}'",
         f"  curl -s http://127.0.0.1:{port['scoring']}/v1/accounts/acme-42/scores",
+        "  # who gets acme-42's alerts (a DM once Slack is connected), and the alerts so far:",
+        f"  curl -s -X PUT http://127.0.0.1:{port['alerts']}/v1/accounts/acme-42/owner \\",
+        f"    -H 'Authorization: Bearer {env.get('ALERTS_ADMIN_TOKEN', '')}' -H 'content-type: application/json' \\",
+        "    -d '{\"email\": \"csm@example.com\", \"name\": \"Casey\"}'",
+        f"  curl -s 'http://127.0.0.1:{port['alerts']}/v1/alerts?account_id=acme-42' \\",
+        f"    -H 'Authorization: Bearer {env.get('ALERTS_ADMIN_TOKEN', '')}'",
         "",
         "Ctrl-C stops everything.",
     ]

@@ -51,11 +51,49 @@ def migrate(module: str, env: dict[str, str]) -> None:
     assert done.returncode == 0, f"{module} migrate failed:\n{done.stdout}\n{done.stderr}"
 
 
+PORT_VARIABLES = {"ingest": "INGEST_PORT", "scoring": "SCORING_PORT", "alerts": "ALERTS_PORT",
+                  "crm_sync": "CRM_SYNC_PORT"}
+
+
+@dataclass
+class PlatformFactory:
+    """Starts chosen services as real processes, with settings on top of the test defaults."""
+
+    base_env: dict[str, str]
+    slack: FakeSlack
+    hubspot: FakeHubSpot
+    collector: FakeOtlpCollector
+    topics: Topics
+    database_url: str
+    log_dir: Path
+    started: list[ServiceProcess]
+
+    def service(self, module: str, **env: str) -> ServiceProcess:
+        """A process of ``module`` (not started) on its own free port."""
+        port = free_port()
+        process = ServiceProcess(module, env={**self.base_env, **env, PORT_VARIABLES[module]: str(port)}, port=port,
+                                 log_dir=self.log_dir)
+        self.started.append(process)
+        return process
+
+    def start(self, modules: tuple[str, ...] = tuple(PORT_VARIABLES), **env: str) -> Platform:
+        """Migrate every service's schema, start ``modules`` and wait until each is ready."""
+        for module in STATEFUL:
+            migrate(module, {**self.base_env, **env})
+        services = {module: self.service(module, **env) for module in modules}
+        for service in services.values():
+            service.start(wait_ready=False)
+        for service in services.values():
+            service.wait_ready(timeout=90)
+        return Platform({**self.base_env, **env}, services, self.slack, self.hubspot, self.collector, self.topics,
+                        self.database_url)
+
+
 @pytest.fixture
-def platform(
+def platform_factory(
     kafka_bootstrap: str, database_url: str, topics: Topics, fake_slack: FakeSlack, fake_hubspot: FakeHubSpot,
     tmp_path: Path,
-) -> Iterator[Platform]:
+) -> Iterator[PlatformFactory]:
     collector = FakeOtlpCollector().start()
     env = {
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
@@ -64,7 +102,7 @@ def platform(
         "DATABASE_URL": database_url,
         "SLACK_BOT_TOKEN": fake_slack.token,
         "SLACK_API_BASE_URL": fake_slack.url,
-        "SLACK_DEFAULT_CHANNEL": "#cs-alerts",
+        "SLACK_DEFAULT_CHANNEL": "C0CSALERT1",
         "HUBSPOT_ACCESS_TOKEN": fake_hubspot.token,
         "HUBSPOT_API_BASE_URL": fake_hubspot.url,
         "LOG_LEVEL": "INFO",
@@ -73,21 +111,17 @@ def platform(
         "OTEL_BSP_SCHEDULE_DELAY": "200",
         "SHUTDOWN_GRACE_SECONDS": "20",
     }
-    for module in STATEFUL:
-        migrate(module, env)
-    ports = {"ingest": "INGEST_PORT", "scoring": "SCORING_PORT", "alerts": "ALERTS_PORT", "crm_sync": "CRM_SYNC_PORT"}
-    services: dict[str, ServiceProcess] = {}
-    for module, port_var in ports.items():
-        port = free_port()
-        services[module] = ServiceProcess(module, env={**env, port_var: str(port)}, port=port, log_dir=tmp_path)
+    factory = PlatformFactory(env, fake_slack, fake_hubspot, collector, topics, database_url, tmp_path, [])
     try:
-        for service in services.values():
-            service.start(wait_ready=False)
-        for service in services.values():
-            service.wait_ready(timeout=90)
-        yield Platform(env, services, fake_slack, fake_hubspot, collector, topics, database_url)
+        yield factory
     finally:
-        for service in services.values():
+        for service in factory.started:
             if service.process is not None and service.process.poll() is None:
                 service.kill()
         collector.stop()
+
+
+@pytest.fixture
+def platform(platform_factory: PlatformFactory) -> Platform:
+    """The four services running on the test's broker, database and fakes."""
+    return platform_factory.start()

@@ -49,7 +49,7 @@ from alerts.domain.delivery import (
 from alerts.domain.message import AccountContext, AlertFacts, render
 from alerts.pacing import ChannelBudget
 from alerts.slack import SlackClient, alert_metadata, find_alert
-from alerts.tables import accounts, alerts, slack_users
+from alerts.tables import account_owners, accounts, alerts, slack_users
 from alerts.targets import Target, TargetResolver, Unroutable, Wait
 from alerts.wakeup import Wakeup
 from pulse_shared.db import is_transient
@@ -98,6 +98,7 @@ class AlertDispatcher:
         self._engine = engine
         self._slack = slack
         self._targets = TargetResolver(engine, slack, default_channel=default_channel) if slack else None
+        self._default_channel = default_channel
         self._budget = ChannelBudget(engine, interval_seconds=channel_interval_seconds,
                                      reserve_seconds=lease_seconds * 0.75)
         self._max_attempts = max_attempts
@@ -332,7 +333,8 @@ class AlertDispatcher:
         message = ("ALERT UPDATED (Slack not configured: set SLACK_BOT_TOKEN to post it)" if edit
                    else "ALERT (Slack not configured: set SLACK_BOT_TOKEN to post it)")
         log.warning(message, extra={"alert_id": row.alert_id, "rule": row.rule, "receiver": row.receiver,
-                                    "alert": text, "comment": facts.comment})
+                                    "would_go_to": await self._would_go_to(row), "alert": text,
+                                    "comment": facts.comment})
         await self._settle(row, delivered="logged", outcome="logged")
 
     # --- row updates (all fenced by the lease token) ------------------------------------------------------
@@ -409,6 +411,16 @@ class AlertDispatcher:
         scores = tuple(ScoreSummary.model_validate(s) for s in (found.scores or [])) if found else ()
         url = self._crm_url.replace("{account_id}", quote(account_id, safe="")) if self._crm_url else None
         return AccountContext(name=found.name if found else None, scores=scores, crm_url=url)
+
+    async def _would_go_to(self, row: Row[Any]) -> str:
+        """Where a logged alert would have been posted (for a reader of the log-only mode)."""
+        if row.receiver != "owner":
+            return str(row.receiver)
+        async with self._engine.connect() as conn:
+            email = (await conn.execute(select(account_owners.c.owner_email)
+                                        .where(account_owners.c.account_id == row.account_id))).scalar_one_or_none()
+        fallback = row.fallback_channel or self._default_channel or "no channel (SLACK_DEFAULT_CHANNEL unset)"
+        return f"DM to {email}" if email else f"{fallback} (the account has no owner)"
 
     async def _mention(self, channel: str | None) -> str | None:
         if not channel:

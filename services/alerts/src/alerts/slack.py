@@ -6,6 +6,7 @@ retried; rate limits carry their Retry-After; 5xx and timeouts are transient.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -68,7 +69,8 @@ class SlackClient:
     def __init__(self, base_url: str, token: str, *, timeout: float = 10.0) -> None:
         self._client = httpx.AsyncClient(
             base_url=base_url.rstrip("/") + "/",
-            headers={"Authorization": f"Bearer {token}"},
+            # The process id tells which replica made a call (Slack's logs, the test fake's kill switch).
+            headers={"Authorization": f"Bearer {token}", "User-Agent": f"pulse-alerts/0.1 pid/{os.getpid()}"},
             timeout=timeout,
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
         )

@@ -57,6 +57,7 @@ class AlertStore:
         self._drop_rules = [r for r in self._config.rules if isinstance(r, DropRule)]
         #: Set when a batch wrote alert rows; the composition root wakes the local dispatcher after commit.
         self.wrote_alerts = False
+        self.held = 0
 
     async def apply(self, conn: AsyncConnection, records: Sequence[Record[AlertInput]]) -> dict[str, Any] | None:
         """Record what ``records`` mean; return what to log when alerts were written."""
@@ -64,6 +65,7 @@ class AlertStore:
         owners: dict[str, AccountOwnerChanged] = {}
         scores: list[ScoreUpdated] = []
         written = 0
+        self.held = 0
         for record in records:
             event = record.value
             if isinstance(event, AccountOwnerChanged):
@@ -88,7 +90,10 @@ class AlertStore:
         if written:
             await conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
             self.wrote_alerts = True
-        return {"alerts": written} if written else None
+        if not written:
+            return None
+        # Held alerts wait for the comment that usually follows the score (ALERTS_COMMENT_HOLD_SECONDS).
+        return {"alerts": written, **({"held_for_comment": self.held} if self.held else {})}
 
     # --- answers ---------------------------------------------------------------------------------------
 
@@ -111,6 +116,7 @@ class AlertStore:
         written = 0
         if rows:
             written += await self._upsert_alerts(conn, rows)
+            self.held += sum(1 for r in rows if r["held"])
         written += await self._withdraw(conn, answers, fired_by_response)
         return written
 
@@ -129,11 +135,12 @@ class AlertStore:
                 "receiver": receiver.key, "fallback_channel": receiver.channel if receiver.kind == "owner" else None,
                 "severity": hit.severity, "facts": facts.model_dump(mode="json"), "traceparent": traceparent,
                 "revised_at": answer.revised_at, "next_attempt_at": _hold_until(due, held, self._hold),
+                "held": held,
             })
         return rows
 
     async def _upsert_alerts(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> int:
-        values = insert(alerts).values(rows)
+        values = insert(alerts).values([{k: v for k, v in row.items() if k != "held"} for row in rows])
         ex = values.excluded
         # A later revision (typically the comment arriving after the score) refreshes the facts; an alert
         # already in Slack becomes an edit of its message, never a second post; a comment ends the hold.

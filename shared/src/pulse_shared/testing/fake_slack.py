@@ -45,6 +45,7 @@ class SlackCall:
     body: dict[str, Any]
     at: float
     wall: float = 0.0
+    user_agent: str = ""
 
 
 @dataclass
@@ -138,7 +139,7 @@ class FakeSlack:
         async def lookup(request: Request) -> JSONResponse:
             if not self._authorized(request):
                 return JSONResponse({"ok": False, "error": "not_authed"})
-            self._record("users.lookupByEmail", dict(request.query_params))
+            self._record("users.lookupByEmail", dict(request.query_params), request)
             scripted = await self._scripted("users.lookupByEmail")
             if scripted is not None:
                 return scripted
@@ -153,7 +154,7 @@ class FakeSlack:
             if not self._authorized(request):
                 return JSONResponse({"ok": False, "error": "not_authed"})
             body = await _body(request)
-            self._record("conversations.open", body)
+            self._record("conversations.open", body, request)
             scripted = await self._scripted("conversations.open")
             if scripted is not None:
                 return scripted
@@ -168,7 +169,7 @@ class FakeSlack:
             if not self._authorized(request):
                 return JSONResponse({"ok": False, "error": "not_authed"})
             params = dict(request.query_params)
-            self._record("conversations.history", params)
+            self._record("conversations.history", params, request)
             scripted = await self._scripted("conversations.history")
             if scripted is not None:
                 return scripted
@@ -201,8 +202,8 @@ class FakeSlack:
     def _authorized(self, request: Request) -> bool:
         return request.headers.get("authorization") == f"Bearer {self.token}"
 
-    def _record(self, method: str, body: dict[str, Any]) -> SlackCall:
-        call = SlackCall(method, body, time.monotonic(), time.time())
+    def _record(self, method: str, body: dict[str, Any], request: Request) -> SlackCall:
+        call = SlackCall(method, body, time.monotonic(), time.time(), request.headers.get("user-agent", ""))
         with self._lock:
             self.calls.append(call)
         return call
@@ -239,7 +240,7 @@ class FakeSlack:
             self.violations.append(f"{method}: body is not JSON")
             return JSONResponse({"ok": False, "error": "invalid_arguments"})
         body = await request.json()
-        call = self._record(method, body)
+        call = self._record(method, body, request)
         problem = _check_message(body, update=method == "chat.update")
         if problem is not None:
             self.violations.append(f"{method}: {problem[1]}")

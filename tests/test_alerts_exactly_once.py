@@ -1,0 +1,157 @@
+"""End to end, with real processes: a detractor reaches its owner's DM exactly once, even when alerts is
+killed -9 the moment Slack accepted the post (resilience row 26), and with two alerts replicas.
+
+ingest → responses topic → alerts (PostgreSQL outbox) → the Slack fake. The fake kills the alerts process
+from inside its ``chat.postMessage`` handler, after storing the message and before answering: the worst
+moment, when the post exists in Slack and alerts has no record of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import time
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+from pulse_shared.testing.fake_slack import SlackCall
+from pulse_shared.testing.processes import ServiceProcess
+from tests.conftest import KEY, PlatformFactory
+
+pytestmark = pytest.mark.e2e
+
+ADMIN = "alerts-admin-token"
+ALERTS_ENV = {
+    "ALERTS_ADMIN_TOKEN": ADMIN,
+    "ALERTS_LEASE_SECONDS": "6",  # a killed replica's alerts are taken over after 6 s
+    "SLACK_TIMEOUT_SECONDS": "1",
+    "ALERTS_COMMENT_HOLD_SECONDS": "0",
+}
+
+
+async def eventually(check: Callable[[], bool], *, timeout: float = 30.0, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def set_owner(alerts: ServiceProcess, account: str, email: str) -> None:
+    async with httpx.AsyncClient(timeout=10) as client:
+        done = await client.put(f"{alerts.url}/v1/accounts/{account}/owner", json={"email": email},
+                                headers={"Authorization": f"Bearer {ADMIN}"})
+    assert done.status_code == 200, done.text
+
+
+async def submit(ingest: str, answers: list[dict[str, object]]) -> None:
+    async with httpx.AsyncClient(timeout=10) as client:
+        for answer in answers:
+            done = await client.post(f"{ingest}/v1/responses", json=answer, headers={"X-Pulse-Key": KEY})
+            assert done.status_code == 202, done.text
+
+
+def kill_on_post(target: ServiceProcess, *, after: int = 1) -> Callable[[SlackCall], None]:
+    """An ``on_post`` hook that kill -9s ``target`` when the fake has stored its ``after``-th post."""
+    seen = 0
+
+    def hook(_call: SlackCall) -> None:
+        nonlocal seen
+        seen += 1
+        if seen == after and target.process is not None and target.process.poll() is None:
+            os.kill(target.process.pid, signal.SIGKILL)
+            target.process.wait()
+
+    return hook
+
+
+def log_lines(service: ServiceProcess) -> list[dict[str, object]]:
+    return [json.loads(line) for line in service.logs().splitlines() if line.startswith("{")]
+
+
+async def test_alerts_killed_right_after_slack_accepted_the_post_still_posts_once(
+    platform_factory: PlatformFactory,
+) -> None:
+    platform = platform_factory.start(("ingest", "alerts"), **ALERTS_ENV)
+    alerts = platform.services["alerts"]
+    slack = platform.slack
+    slack.users_by_email["csm@example.com"] = "U0CSM0001"
+    await set_owner(alerts, "acme-42", "csm@example.com")
+    slack.on_post = kill_on_post(alerts)
+
+    await submit(platform.ingest, [{"response_id": "r-kill", "survey_type": "nps", "score": 2, "account_id": "acme-42",
+                                    "comment": "We are evaluating a switch", "respondent_id": "u9"}])
+    await eventually(lambda: alerts.process is not None and alerts.process.poll() is not None,
+                     what="alerts to be killed by the fake")
+    [(conversation, message)] = slack.messages_for_alert("detractor:acme-42:r-kill")
+    assert conversation == "D0CSM0001"  # the owner's DM
+
+    slack.on_post = None
+    alerts.start()  # the same settings, database and consumer group
+    await eventually(lambda: any(line.get("msg", "").startswith("alert in doubt found in Slack")  # type: ignore[union-attr]
+                                 for line in log_lines(alerts)), timeout=40, what="the read-back after restart")
+    assert slack.messages_for_alert("detractor:acme-42:r-kill") == [(conversation, message)]
+    assert len(slack.posts()) == 1
+    history = [c for c in slack.calls if c.method == "conversations.history"]
+    assert [c.body["channel"] for c in history] == ["D0CSM0001"]
+    assert slack.violations == []
+
+
+async def test_two_replicas_and_a_kill_deliver_every_alert_exactly_once(platform_factory: PlatformFactory) -> None:
+    platform = platform_factory.start(("ingest", "alerts"), **ALERTS_ENV)
+    first = platform.services["alerts"]
+    second = platform_factory.service("alerts", **ALERTS_ENV).start()
+    slack = platform.slack
+    accounts = [f"acct-{i}" for i in range(12)]
+    for i, account in enumerate(accounts):
+        slack.users_by_email[f"csm{i}@example.com"] = f"U0CSM{i:04d}"
+        await set_owner(first, account, f"csm{i}@example.com")
+    # The 10th post kills the replica that made it, the moment Slack stored it; the other carries on.
+    killed: list[ServiceProcess] = []
+
+    def hook(call: SlackCall) -> None:
+        if len(slack.posts()) != 10:
+            return
+        for replica in (first, second):
+            if replica.process is not None and call.user_agent.endswith(f"pid/{replica.process.pid}"):
+                os.kill(replica.process.pid, signal.SIGKILL)
+                replica.process.wait()
+                killed.append(replica)
+
+    slack.on_post = hook
+    answers: list[dict[str, object]] = [
+        {"response_id": f"r{n}", "survey_type": "nps", "score": n % 7, "account_id": accounts[n % len(accounts)],
+         "comment": f"answer {n}", "respondent_id": f"u{n}"} for n in range(48)
+    ]
+    answers += [{"response_id": f"p{n}", "survey_type": "nps", "score": 9, "account_id": accounts[n % 12]}
+                for n in range(12)]  # promoters: no alert
+    await submit(platform.ingest, answers)
+    await eventually(lambda: bool(killed), what="a replica to be killed")
+    killed[0].start()
+    expected = {f"detractor:{accounts[n % len(accounts)]}:r{n}" for n in range(48)}
+    await eventually(lambda: {aid for aid in expected if slack.messages_for_alert(aid)} == expected, timeout=90,
+                     what="every detractor in Slack")
+    for alert_id in sorted(expected):
+        found = slack.messages_for_alert(alert_id)
+        assert len(found) == 1, (alert_id, found)
+        account = alert_id.split(":")[1]
+        assert found[0][0] == f"D0CSM{int(account.split('-')[1]):04d}"
+    # Nothing more arrives once both replicas are idle (every row settled as sent).
+    async with httpx.AsyncClient(timeout=10) as client:
+        async def settled() -> bool:
+            page = (await client.get(f"{second.url if second.process and second.process.poll() is None else first.url}"
+                                     "/v1/alerts", params={"limit": 200},
+                                     headers={"Authorization": f"Bearer {ADMIN}"})).json()
+            return len(page["alerts"]) == 48 and {a["status"] for a in page["alerts"]} == {"sent"}
+
+        deadline = time.monotonic() + 30
+        while not await settled():
+            assert time.monotonic() < deadline, "alerts did not settle as sent"
+            await asyncio.sleep(0.2)
+    assert len(slack.posts()) == 48
+    assert slack.violations == []
