@@ -76,7 +76,8 @@ async def test_a_detractor_answer_reaches_slack_and_hubspot_exactly_once(platfor
     await eventually(lambda: len(platform.slack.posts()) == 1, what="the Slack alert")
     post = platform.slack.posts()[0].body
     assert post["channel"] == "C0CSALERT1"
-    assert post["metadata"] == {"event_type": "pulse_alert", "event_payload": {"alert_id": "detractor:acme-42:resp-e2e-1"}}
+    assert post["metadata"] == {"event_type": "pulse_alert",
+                                "event_payload": {"alert_id": "detractor:acme-42:resp-e2e-1"}}
     assert "acme-42" in post["text"]
     assert "&lt;!channel&gt;" in str(post["blocks"])
     assert "<!channel>" not in str(post["blocks"])

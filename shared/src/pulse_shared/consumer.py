@@ -124,6 +124,8 @@ class RunnerConfig:
     heartbeat_interval_ms: int = 3_000
     max_poll_interval_ms: int = 300_000
     start_attempts: int = 60
+    #: How long the broker may hold a fetch waiting for data: the latency floor of a quiet partition.
+    fetch_max_wait_ms: int = 500
 
     @classmethod
     def from_settings(cls, settings: ServiceSettings, *, group_id: str, topics: tuple[str, ...]) -> RunnerConfig:
@@ -201,6 +203,7 @@ class ConsumerRunner(Generic[E]):
             heartbeat_interval_ms=cfg.heartbeat_interval_ms,
             max_poll_interval_ms=cfg.max_poll_interval_ms,
             max_partition_fetch_bytes=4 * 1024 * 1024,
+            fetch_max_wait_ms=cfg.fetch_max_wait_ms,
         )
         consumer.subscribe(list(cfg.topics), listener=_Listener(self, consumer))
         if not await self._start(consumer, stop):

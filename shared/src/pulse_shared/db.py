@@ -30,24 +30,26 @@ def plain_database_url(url: str) -> str:
 
 
 def create_engine(url: str, *, pool_size: int = 10, command_timeout: float | None = None,
-                  connect_timeout: float = 10.0) -> AsyncEngine:
-    """An async engine with a checked pool: dead connections are replaced before use. ``command_timeout``
-    bounds each statement (None: unbounded, for long maintenance commands)."""
+                  connect_timeout: float = 10.0, pre_ping: bool = True) -> AsyncEngine:
+    """An async engine with a checked pool: dead connections are replaced before use (``pre_ping``, three
+    round trips per checkout; a caller that retries every statement on transient errors may turn it off, as a
+    dead connection then fails one attempt and invalidates the pool). ``command_timeout`` bounds each
+    statement (None: unbounded, for long maintenance commands)."""
     return create_async_engine(
         async_database_url(url),
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
+        pool_pre_ping=pre_ping,
         pool_recycle=1800,
         connect_args={"command_timeout": command_timeout, "timeout": connect_timeout},
     )
 
 
-def service_engine(settings: ServiceSettings) -> AsyncEngine:
+def service_engine(settings: ServiceSettings, *, pre_ping: bool = True) -> AsyncEngine:
     """The engine of a service's workers and API, sized and bounded by its settings."""
     return create_engine(settings.require_database_url(), pool_size=settings.database_pool_size,
                          command_timeout=settings.database_command_timeout_seconds,
-                         connect_timeout=settings.database_connect_timeout_seconds)
+                         connect_timeout=settings.database_connect_timeout_seconds, pre_ping=pre_ping)
 
 
 async def ping(engine: AsyncEngine) -> None:

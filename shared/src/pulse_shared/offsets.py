@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection
+from typing import Any
 
 from aiokafka import TopicPartition
-from sqlalchemy import BigInteger, Column, DateTime, Integer, MetaData, Table, Text, func, select, tuple_
+from sqlalchemy import BigInteger, Column, DateTime, Integer, MetaData, Table, Text, bindparam, func, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -24,19 +26,35 @@ def offsets_table(metadata: MetaData, schema: str) -> Table:
     )
 
 
+@functools.cache
+def _store_statement(table: Table) -> Any:
+    stmt = insert(table).values(group_id=bindparam("o_group"), topic=bindparam("o_topic"),
+                                partition=bindparam("o_partition"), next_offset=bindparam("o_next"))
+    return stmt.on_conflict_do_update(
+        index_elements=[table.c.group_id, table.c.topic, table.c.partition],
+        set_={"next_offset": stmt.excluded.next_offset, "updated_at": func.now()},
+    )
+
+
+@functools.cache
+def _lock_statement(table: Table) -> Any:
+    # One round trip: the seed row is inserted if missing, and ON CONFLICT DO UPDATE (a no-op update) takes
+    # the row lock of an existing one; either way the stored offset comes back.
+    stmt = insert(table).values(group_id=bindparam("o_group"), topic=bindparam("o_topic"),
+                                partition=bindparam("o_partition"), next_offset=-1)
+    return stmt.on_conflict_do_update(
+        index_elements=[table.c.group_id, table.c.topic, table.c.partition],
+        set_={"next_offset": table.c.next_offset},
+    ).returning(table.c.next_offset)
+
+
 async def store_offset(
     conn: AsyncConnection, table: Table, group: str, tp: TopicPartition, next_offset: int
 ) -> None:
     """Record that everything before ``next_offset`` of ``tp`` has been applied (call inside the effects'
     transaction)."""
-    stmt = insert(table).values(
-        group_id=group, topic=tp.topic, partition=tp.partition, next_offset=next_offset
-    )
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[table.c.group_id, table.c.topic, table.c.partition],
-        set_={"next_offset": stmt.excluded.next_offset, "updated_at": func.now()},
-    )
-    await conn.execute(stmt)
+    await conn.execute(_store_statement(table), {"o_group": group, "o_topic": tp.topic, "o_partition": tp.partition,
+                                                 "o_next": next_offset})
 
 
 class DbOffsetStore:
@@ -74,12 +92,6 @@ async def lock_offset(conn: AsyncConnection, table: Table, group: str, tp: Topic
     expelled from the group while still processing (a zombie) then cannot apply a batch a second time,
     because it waits on this lock and sees the offset the new owner stored.
     """
-    seed = insert(table).values(group_id=group, topic=tp.topic, partition=tp.partition, next_offset=-1)
-    await conn.execute(seed.on_conflict_do_nothing())
-    query = (
-        select(table.c.next_offset)
-        .where(table.c.group_id == group, table.c.topic == tp.topic, table.c.partition == tp.partition)
-        .with_for_update()
-    )
-    stored = (await conn.execute(query)).scalar_one()
+    stored = (await conn.execute(_lock_statement(table), {"o_group": group, "o_topic": tp.topic,
+                                                          "o_partition": tp.partition})).scalar_one()
     return None if stored < 0 else int(stored)

@@ -29,7 +29,7 @@ from typing import Any
 from urllib.parse import quote
 
 from prometheus_client import Counter, Gauge, Histogram
-from sqlalchemy import Row, String, case, cast, func, select, update
+from sqlalchemy import Row, String, bindparam, case, cast, func, select, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -49,12 +49,12 @@ from alerts.domain.delivery import (
 from alerts.domain.message import AccountContext, AlertFacts, render
 from alerts.pacing import ChannelBudget
 from alerts.slack import SlackClient, alert_metadata, find_alert
-from alerts.tables import account_owners, accounts, alerts, slack_users
-from alerts.targets import Target, TargetResolver, Unroutable, Wait
+from alerts.tables import alerts
+from alerts.targets import Snapshot, Target, TargetResolver, Unroutable, Wait, read_snapshot
 from alerts.wakeup import Wakeup
 from pulse_shared.db import is_transient
 from pulse_shared.events import ScoreSummary, utcnow
-from pulse_shared.outbox import claim_due, fenced
+from pulse_shared.outbox import Claimer, fenced
 from pulse_shared.tracing import traced
 
 log = logging.getLogger(__name__)
@@ -95,6 +95,9 @@ class AlertDispatcher:
         idle_seconds: float = 5.0,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
+        # Every statement of the dispatcher stands alone (fenced by the lease token, or a read): autocommit
+        # saves the BEGIN and COMMIT round trips of each.
+        engine = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._engine = engine
         self._slack = slack
         self._targets = TargetResolver(engine, slack, default_channel=default_channel) if slack else None
@@ -112,6 +115,20 @@ class AlertDispatcher:
         self.wakeup = wakeup or Wakeup()
         self._idle = idle_seconds
         self._clock = clock
+        self._claimer = Claimer(alerts, pending=alerts.c.status.in_(PENDING), lease_seconds=lease_seconds)
+        # The statements every post runs, built once (constructing a statement costs more than running it).
+        mine = fenced(alerts, alerts.c.alert_id == bindparam("w_id"), bindparam("w_token"))  # type: ignore[arg-type]
+        self._attempt_stmt = (update(alerts).where(mine).values(
+            attempt_at=func.now(), attempt_channel=bindparam("w_channel"),
+            attempt_digest=_digest(bindparam("w_facts", type_=JSONB))).returning(alerts.c.alert_id))
+        self._delivered_stmt = (update(alerts).where(mine).values(
+            status=case((_digest(alerts.c.facts) == alerts.c.attempt_digest, "sent"), else_="update_pending"),
+            slack_ts=bindparam("w_ts"), channel=bindparam("w_channel"), attempts=0, last_error=None,
+            delivered_at=func.coalesce(alerts.c.delivered_at, func.now()), next_attempt_at=func.now(),
+            lease_until=None, lease_token=None, updated_at=func.now()).returning(alerts.c.alert_id))
+        due = func.greatest(alerts.c.next_attempt_at, func.coalesce(alerts.c.lease_until, alerts.c.next_attempt_at))
+        self._due_stmt = select(func.extract("epoch", func.min(due) - func.now()), func.count()).where(
+            alerts.c.status.in_(PENDING))
 
     # --- loops ------------------------------------------------------------------------------------------
 
@@ -163,16 +180,11 @@ class AlertDispatcher:
                 task.cancel()
 
     async def _claim(self, limit: int) -> list[Row[Any]]:
-        rows = await claim_due(self._engine, alerts, pending=alerts.c.status.in_(PENDING), limit=limit,
-                               lease_seconds=self._lease)
-        return list(rows)
+        return list(await self._claimer.claim(self._engine, limit))
 
     async def _seconds_until_due(self) -> float:
-        due = func.greatest(alerts.c.next_attempt_at, func.coalesce(alerts.c.lease_until, alerts.c.next_attempt_at))
         async with self._engine.connect() as conn:
-            row = (await conn.execute(
-                select(func.extract("epoch", func.min(due) - func.now()), func.count())
-                .where(alerts.c.status.in_(PENDING)))).one()
+            row = (await conn.execute(self._due_stmt)).one()
         PENDING_GAUGE.set(row[1])
         if row[0] is None:
             return self._idle
@@ -217,7 +229,8 @@ class AlertDispatcher:
     async def _post(self, row: Row[Any], facts: AlertFacts) -> None:
         assert self._slack is not None
         assert self._targets is not None
-        target = await self._targets.resolve(row.receiver, row.account_id, row.fallback_channel)
+        account = await read_snapshot(self._engine, row.account_id)
+        target = await self._targets.resolve(row.receiver, row.fallback_channel, account)
         if isinstance(target, Wait):
             ALERTS.labels(row.rule, "lookup_wait").inc()
             log.info("alert waits for Slack to answer a lookup", extra={"alert_id": row.alert_id,
@@ -232,7 +245,7 @@ class AlertDispatcher:
         if opens is not None:
             await self._release(row, at=opens, error=None, count=False, keep_error=True)
             return
-        text, blocks = render(facts, owner_mention=target.mention, context=await self._context(row.account_id))
+        text, blocks = render(facts, owner_mention=target.mention, context=self._context(row.account_id, account))
         if not await self._record_attempt(row, target):
             return  # the lease was taken over: the new holder decides
         try:
@@ -308,8 +321,10 @@ class AlertDispatcher:
 
     async def _update(self, row: Row[Any], facts: AlertFacts) -> None:
         assert self._slack is not None
-        mention = await self._mention(row.channel) if row.receiver == "owner" else None
-        text, blocks = render(facts, owner_mention=mention, context=await self._context(row.account_id))
+        account = await read_snapshot(self._engine, row.account_id)
+        mention = (f"<@{account.user_id}>" if row.receiver == "owner" and account.user_id
+                   and account.dm_channel == row.channel else None)
+        text, blocks = render(facts, owner_mention=mention, context=self._context(row.account_id, account))
         result = await self._slack.update_message(row.channel, row.slack_ts, text, blocks,
                                                   metadata=alert_metadata(row.alert_id))
         outcome = after_call(result, channel=row.channel, attempts=row.attempts, max_attempts=self._max_attempts,
@@ -328,12 +343,13 @@ class AlertDispatcher:
             log.error("alert message could not be edited", extra={"alert_id": row.alert_id, "error": outcome.error})
 
     async def _log_only(self, row: Row[Any], facts: AlertFacts) -> None:
-        text, _blocks = render(facts, owner_mention=None, context=await self._context(row.account_id))
+        account = await read_snapshot(self._engine, row.account_id)
+        text, _blocks = render(facts, owner_mention=None, context=self._context(row.account_id, account))
         edit = row.status == "update_pending"
         message = ("ALERT UPDATED (Slack not configured: set SLACK_BOT_TOKEN to post it)" if edit
                    else "ALERT (Slack not configured: set SLACK_BOT_TOKEN to post it)")
         log.warning(message, extra={"alert_id": row.alert_id, "rule": row.rule, "receiver": row.receiver,
-                                    "would_go_to": await self._would_go_to(row), "alert": text,
+                                    "would_go_to": self._would_go_to(row, account), "alert": text,
                                     "comment": facts.comment})
         await self._settle(row, delivered="logged", outcome="logged")
 
@@ -344,10 +360,8 @@ class AlertDispatcher:
 
     async def _record_attempt(self, row: Row[Any], target: Target) -> bool:
         async with self._engine.begin() as conn:
-            done = await conn.execute(
-                update(alerts).where(self._mine(row))
-                .values(attempt_at=func.now(), attempt_channel=target.channel, attempt_digest=_digest(row.facts))
-                .returning(alerts.c.alert_id))
+            done = await conn.execute(self._attempt_stmt, {"w_id": row.alert_id, "w_token": row.lease_token,
+                                                           "w_channel": target.channel, "w_facts": row.facts})
             return done.first() is not None
 
     async def _clear_attempt(self, row: Row[Any]) -> bool:
@@ -358,11 +372,11 @@ class AlertDispatcher:
 
     async def _delivered(self, row: Row[Any], ts: str, channel: str) -> None:
         """The post is in Slack: sent, or an edit is still due if the facts changed since the attempt."""
-        await self._write(row, "sent", {
-            "status": case((_digest(alerts.c.facts) == alerts.c.attempt_digest, "sent"), else_="update_pending"),
-            "slack_ts": ts, "channel": channel, "attempts": 0, "last_error": None,
-            "delivered_at": func.coalesce(alerts.c.delivered_at, func.now()), "next_attempt_at": func.now(),
-        })
+        async with self._engine.begin() as conn:
+            done = await conn.execute(self._delivered_stmt, {"w_id": row.alert_id, "w_token": row.lease_token,
+                                                             "w_ts": ts, "w_channel": channel})
+            mine = done.first() is not None
+        self._count(row, "sent", mine)
 
     async def _edited(self, row: Row[Any]) -> None:
         await self._write(row, None, {
@@ -397,6 +411,9 @@ class AlertDispatcher:
             done = await conn.execute(update(alerts).where(self._mine(row)).values(**values)
                                       .returning(alerts.c.alert_id))
             mine = done.first() is not None
+        self._count(row, outcome, mine)
+
+    def _count(self, row: Row[Any], outcome: str | None, mine: bool) -> None:
         if not mine:
             log.warning("alert outcome not recorded: the lease was taken over", extra={"alert_id": row.alert_id})
         elif outcome is not None:
@@ -404,31 +421,17 @@ class AlertDispatcher:
 
     # --- reads ------------------------------------------------------------------------------------------
 
-    async def _context(self, account_id: str) -> AccountContext:
-        async with self._engine.connect() as conn:
-            found = (await conn.execute(select(accounts.c.name, accounts.c.scores)
-                                        .where(accounts.c.account_id == account_id))).first()
-        scores = tuple(ScoreSummary.model_validate(s) for s in (found.scores or [])) if found else ()
+    def _context(self, account_id: str, account: Snapshot) -> AccountContext:
+        scores = tuple(ScoreSummary.model_validate(s) for s in (account.scores or []))
         url = self._crm_url.replace("{account_id}", quote(account_id, safe="")) if self._crm_url else None
-        return AccountContext(name=found.name if found else None, scores=scores, crm_url=url)
+        return AccountContext(name=account.name, scores=scores, crm_url=url)
 
-    async def _would_go_to(self, row: Row[Any]) -> str:
+    def _would_go_to(self, row: Row[Any], account: Snapshot) -> str:
         """Where a logged alert would have been posted (for a reader of the log-only mode)."""
         if row.receiver != "owner":
             return str(row.receiver)
-        async with self._engine.connect() as conn:
-            email = (await conn.execute(select(account_owners.c.owner_email)
-                                        .where(account_owners.c.account_id == row.account_id))).scalar_one_or_none()
         fallback = row.fallback_channel or self._default_channel or "no channel (SLACK_DEFAULT_CHANNEL unset)"
-        return f"DM to {email}" if email else f"{fallback} (the account has no owner)"
-
-    async def _mention(self, channel: str | None) -> str | None:
-        if not channel:
-            return None
-        async with self._engine.connect() as conn:
-            user = (await conn.execute(select(slack_users.c.user_id).where(slack_users.c.dm_channel == channel)
-                                       .limit(1))).scalar_one_or_none()
-        return f"<@{user}>" if user else None
+        return f"DM to {account.owner_email}" if account.owner_email else f"{fallback} (the account has no owner)"
 
 
 def _seconds(value: float) -> timedelta:

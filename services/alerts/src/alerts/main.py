@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 from collections.abc import AsyncIterator, Sequence
@@ -68,8 +69,10 @@ def build_app(settings: AlertsSettings, config: AlertsConfig | None = None) -> t
                                    name="alerts.record_batch", message="alerts recorded")
     runner: ConsumerRunner[AlertInput] = ConsumerRunner(
         settings,
-        RunnerConfig.from_settings(settings, group_id=settings.consumer_group,
-                                   topics=(topics.responses, topics.account_owners, topics.scores)),
+        dataclasses.replace(
+            RunnerConfig.from_settings(settings, group_id=settings.consumer_group,
+                                       topics=(topics.responses, topics.account_owners, topics.scores)),
+            fetch_max_wait_ms=settings.fetch_max_wait_ms),
         decoder=decode_input,
         handler=WakingHandler(handler, store, wakeup),
         producer=producer,
@@ -80,8 +83,11 @@ def build_app(settings: AlertsSettings, config: AlertsConfig | None = None) -> t
                     timeout=settings.slack_timeout_seconds)
         if settings.slack_bot_token else None
     )
+    # The dispatcher retries every step on transient errors, so it skips the pool's pre-ping (three round trips
+    # per checkout, on the latency path of every alert); a dead connection fails one step and is replaced.
+    dispatch_engine = service_engine(settings, pre_ping=False)
     dispatcher = AlertDispatcher(
-        engine, slack, default_channel=settings.slack_default_channel, max_attempts=settings.max_attempts,
+        dispatch_engine, slack, default_channel=settings.slack_default_channel, max_attempts=settings.max_attempts,
         lease_seconds=settings.lease_seconds, concurrency=settings.concurrency,
         retry_base_seconds=settings.retry_base_seconds, channel_interval_seconds=settings.channel_interval_seconds,
         read_back_margin_seconds=settings.read_back_margin_seconds, crm_url_template=settings.crm_url_template,
@@ -108,6 +114,7 @@ def build_app(settings: AlertsSettings, config: AlertsConfig | None = None) -> t
                 await slack.close()
             await producer.stop()
             await engine.dispose()
+            await dispatch_engine.dispose()
 
     app = create_app(
         title="Pulse alerts",

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, literal_column, select, update
+from sqlalchemy import Float, Text, bindparam, func, literal_column, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -24,29 +24,32 @@ def _interval(seconds: float) -> object:
 
 
 class ChannelBudget:
-    """The shared per-channel posting pace."""
+    """The shared per-channel posting pace (statements built once: they run for every post)."""
 
     def __init__(self, engine: AsyncEngine, *, interval_seconds: float = 1.0, reserve_seconds: float = 30.0) -> None:
         self._engine = engine
-        self._interval = interval_seconds
-        self._reserve = reserve_seconds
-
-    async def take(self, channel: str) -> datetime | None:
-        """Reserve the channel for one post now (None), or say when it opens next."""
         c = channel_budget.c
-        until = func.clock_timestamp() + _interval(self._reserve + self._interval)
+        channel = bindparam("b_channel", type_=Text)
+        until = func.clock_timestamp() + _interval(reserve_seconds + interval_seconds)
         insert_stmt = insert(channel_budget).values(channel=channel, next_allowed_at=until, in_flight=True)
-        stmt = insert_stmt.on_conflict_do_update(
+        self._take = insert_stmt.on_conflict_do_update(
             index_elements=[c.channel], set_={"next_allowed_at": until, "in_flight": True},
             where=c.next_allowed_at <= func.clock_timestamp(),
         ).returning(c.next_allowed_at)
+        self._opens = select(c.next_allowed_at, c.in_flight,
+                             (func.clock_timestamp() + _interval(interval_seconds)).label("soon")
+                             ).where(c.channel == channel)
+        self._open_in = (update(channel_budget).where(c.channel == channel)
+                         .values(next_allowed_at=func.clock_timestamp() + bindparam("b_seconds", type_=Float)
+                                 * literal_column("interval '1 second'"), in_flight=False))
+        self._interval = interval_seconds
+
+    async def take(self, channel: str) -> datetime | None:
+        """Reserve the channel for one post now (None), or say when it opens next."""
         async with self._engine.begin() as conn:
-            if (await conn.execute(stmt)).first() is not None:
+            if (await conn.execute(self._take, {"b_channel": channel})).first() is not None:
                 return None
-            found = (await conn.execute(
-                select(c.next_allowed_at, c.in_flight,
-                       (func.clock_timestamp() + _interval(self._interval)).label("soon"))
-                .where(c.channel == channel))).first()
+            found = (await conn.execute(self._opens, {"b_channel": channel})).first()
         if found is None:
             return None  # removed meanwhile: try again at once
         # A post in flight usually returns within a fraction of a second: look again after one interval
@@ -56,13 +59,12 @@ class ChannelBudget:
 
     async def posted(self, channel: str) -> None:
         """The post's call returned: the channel opens one interval from now."""
-        await self._open_in(channel, self._interval)
+        await self._reopen(channel, self._interval)
 
     async def pause(self, channel: str, seconds: float) -> None:
         """Slack said 429: nobody posts to ``channel`` for ``seconds``."""
-        await self._open_in(channel, seconds)
+        await self._reopen(channel, seconds)
 
-    async def _open_in(self, channel: str, seconds: float) -> None:
+    async def _reopen(self, channel: str, seconds: float) -> None:
         async with self._engine.begin() as conn:
-            await conn.execute(update(channel_budget).where(channel_budget.c.channel == channel)
-                               .values(next_allowed_at=func.clock_timestamp() + _interval(seconds), in_flight=False))
+            await conn.execute(self._open_in, {"b_channel": channel, "b_seconds": float(seconds)})

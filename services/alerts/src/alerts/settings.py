@@ -57,6 +57,11 @@ class AlertsSettings(ServiceSettings):
     )
     retry_base_seconds: float = Field(2.0, gt=0, validation_alias="ALERTS_RETRY_BASE_SECONDS",
                                       description="First backoff after a transient failure (doubles each time).")
+    fetch_max_wait_ms: int = Field(
+        50, ge=1, le=5000, validation_alias="ALERTS_FETCH_MAX_WAIT_MS",
+        description="How long the broker may hold the consumer's fetch when there is nothing new: part of the "
+        "latency from an answer to its alert (a fetch returns at once when data arrives on a busy partition).",
+    )
     crm_url_template: str | None = Field(
         None, validation_alias="ALERTS_CRM_URL_TEMPLATE",
         description="Link to an account's CRM record, with {account_id} (URL-quoted) in it.",

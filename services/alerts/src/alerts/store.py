@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, func, literal, or_, select, text, tuple_
+from sqlalchemy import and_, bindparam, case, func, literal, or_, select, text, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -33,6 +33,7 @@ from pulse_shared.events import (
     ResponseSubmitted,
     ResponseUpdated,
     ScoreUpdated,
+    utcnow,
 )
 
 AlertInput = ResponseSubmitted | ResponseUpdated | RespondentErased | AccountOwnerChanged | ScoreUpdated
@@ -46,6 +47,63 @@ def alert_id(rule: str, account_id: str, response_id: str, receiver: str = "owne
     """The alert's idempotency key: one alert per rule, response and receiver."""
     base = f"{rule}:{account_id}:{response_id}"
     return base if receiver == "owner" else f"{base}:{receiver}"
+
+
+def _upsert_alerts_statement() -> Any:
+    values = insert(alerts)
+    ex = values.excluded
+    # A later revision (typically the comment arriving after the score) refreshes the facts; an alert
+    # already in Slack becomes an edit of its message, never a second post; a comment ends the hold.
+    return values.on_conflict_do_update(
+        index_elements=[alerts.c.alert_id],
+        set_={
+            "facts": ex.facts,
+            "traceparent": ex.traceparent,
+            "revised_at": ex.revised_at,
+            "severity": ex.severity,
+            "status": case(
+                (_one_of(alerts.c.status, DELIVERED), "update_pending"),
+                (alerts.c.status == "withdrawn", "pending"),
+                else_=alerts.c.status,
+            ),
+            "next_attempt_at": case(
+                (_one_of(alerts.c.status, (*DELIVERED, "withdrawn")), func.now()),
+                else_=func.least(alerts.c.next_attempt_at, ex.next_attempt_at),
+            ),
+            "updated_at": func.now(),
+        },
+        where=and_(alerts.c.facts != ex.facts,
+                   or_(alerts.c.revised_at.is_(None), alerts.c.revised_at <= ex.revised_at)),
+    ).returning(alerts.c.alert_id)
+
+
+def _upsert_account_labels_statement() -> Any:
+    stmt = insert(accounts)
+    return stmt.on_conflict_do_update(
+        index_elements=[accounts.c.account_id],
+        set_={"labels": stmt.excluded.labels, "labels_at": stmt.excluded.labels_at,
+              "name": func.coalesce(stmt.excluded.name, accounts.c.name), "updated_at": func.now()},
+        where=or_(accounts.c.labels_at.is_(None), accounts.c.labels_at <= stmt.excluded.labels_at),
+    )
+
+
+def _one_of(column: Any, values: tuple[str, ...]) -> Any:
+    """``column IN (...)`` spelled out, which (unlike an expanding IN) runs in an executemany."""
+    return or_(*(column == v for v in values))
+
+
+UPSERT_ALERTS = _upsert_alerts_statement()
+UPSERT_ACCOUNT_LABELS = _upsert_account_labels_statement()
+NOTIFY = text("SELECT pg_notify(:channel, '')")
+ALERTS_OF_RESPONSES = (
+    select(alerts.c.alert_id, alerts.c.rule, alerts.c.account_id, alerts.c.response_id, alerts.c.facts,
+           alerts.c.status, alerts.c.revised_at, alerts.c.attempt_at, alerts.c.slack_ts)
+    .where(tuple_(alerts.c.account_id, alerts.c.response_id).in_(bindparam("keys", expanding=True)),
+           alerts.c.status.notin_(("withdrawn", "failed")))
+)
+ERASED_AMONG = select(erased_respondents.c.account_id, erased_respondents.c.respondent_id).where(
+    tuple_(erased_respondents.c.account_id, erased_respondents.c.respondent_id).in_(
+        bindparam("pairs", expanding=True)))
 
 
 class AlertStore:
@@ -88,7 +146,7 @@ class AlertStore:
         if scores:
             written += await self._scores(conn, scores)
         if written:
-            await conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
+            await conn.execute(NOTIFY, {"channel": NOTIFY_CHANNEL})
             self.wrote_alerts = True
         if not written:
             return None
@@ -140,43 +198,15 @@ class AlertStore:
         return rows
 
     async def _upsert_alerts(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> int:
-        values = insert(alerts).values([{k: v for k, v in row.items() if k != "held"} for row in rows])
-        ex = values.excluded
-        # A later revision (typically the comment arriving after the score) refreshes the facts; an alert
-        # already in Slack becomes an edit of its message, never a second post; a comment ends the hold.
-        stmt = values.on_conflict_do_update(
-            index_elements=[alerts.c.alert_id],
-            set_={
-                "facts": ex.facts,
-                "traceparent": ex.traceparent,
-                "revised_at": ex.revised_at,
-                "severity": ex.severity,
-                "status": case(
-                    (alerts.c.status.in_(DELIVERED), "update_pending"),
-                    (alerts.c.status == "withdrawn", "pending"),
-                    else_=alerts.c.status,
-                ),
-                "next_attempt_at": case(
-                    (alerts.c.status.in_((*DELIVERED, "withdrawn")), func.now()),
-                    else_=func.least(alerts.c.next_attempt_at, ex.next_attempt_at),
-                ),
-                "updated_at": func.now(),
-            },
-            where=and_(alerts.c.facts != ex.facts,
-                       or_(alerts.c.revised_at.is_(None), alerts.c.revised_at <= ex.revised_at)),
-        ).returning(alerts.c.alert_id)
-        return len((await conn.execute(stmt)).all())
+        # Executed with a list of parameter sets: one statement, built and compiled once, whatever the batch.
+        params = [{k: v for k, v in row.items() if k != "held"} for row in rows]
+        return len((await conn.execute(UPSERT_ALERTS, params)).all())
 
     async def _withdraw(self, conn: AsyncConnection, answers: dict[tuple[str, str], Answer],
                         fired: dict[tuple[str, str], set[str]]) -> int:
         """Alerts of these responses whose rule the newest revision no longer fires."""
         keys = list(answers)
-        existing = (await conn.execute(
-            select(alerts.c.alert_id, alerts.c.rule, alerts.c.account_id, alerts.c.response_id, alerts.c.facts,
-                   alerts.c.status, alerts.c.revised_at, alerts.c.attempt_at, alerts.c.slack_ts)
-            .where(tuple_(alerts.c.account_id, alerts.c.response_id).in_(keys),
-                   alerts.c.status.notin_(("withdrawn", "failed")))
-        )).all()
+        existing = (await conn.execute(ALERTS_OF_RESPONSES, {"keys": keys})).all()
         count = 0
         for row in existing:
             key = (row.account_id, row.response_id)
@@ -204,10 +234,7 @@ class AlertStore:
         pairs = {(a.account_id, a.respondent_id) for a in answers if a.respondent_id}
         if not pairs:
             return set()
-        found = await conn.execute(
-            select(erased_respondents.c.account_id, erased_respondents.c.respondent_id)
-            .where(tuple_(erased_respondents.c.account_id, erased_respondents.c.respondent_id).in_(list(pairs)))
-        )
+        found = await conn.execute(ERASED_AMONG, {"pairs": list(pairs)})
         return {(r.account_id, r.respondent_id) for r in found}
 
     async def _remember_accounts(self, conn: AsyncConnection, answers: Any) -> None:
@@ -217,14 +244,7 @@ class AlertStore:
                 latest[answer.account_id] = answer
         values = [{"account_id": a.account_id, "name": _account_name(a), "labels": answer_labels(a),
                    "labels_at": a.revised_at} for a in latest.values()]
-        stmt = insert(accounts).values(values)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[accounts.c.account_id],
-            set_={"labels": stmt.excluded.labels, "labels_at": stmt.excluded.labels_at,
-                  "name": func.coalesce(stmt.excluded.name, accounts.c.name), "updated_at": func.now()},
-            where=or_(accounts.c.labels_at.is_(None), accounts.c.labels_at <= stmt.excluded.labels_at),
-        )
-        await conn.execute(stmt)
+        await conn.execute(UPSERT_ACCOUNT_LABELS, values)
 
     # --- scores and drops ---------------------------------------------------------------------------------
 
@@ -286,7 +306,7 @@ class AlertStore:
             "account_id": event.account_id, "response_id": response_id, "receiver": receiver.key,
             "fallback_channel": receiver.channel if receiver.kind == "owner" else None,
             "severity": rule.severity, "facts": facts.model_dump(mode="json"), "traceparent": None,
-            "revised_at": event.computed_at, "next_attempt_at": func.now(),
+            "revised_at": event.computed_at, "next_attempt_at": utcnow(),
         } for receiver in route(self._config.routes, rule=rule.name, severity=rule.severity, labels=labels)]
 
     # --- owners and erasure -----------------------------------------------------------------------------------
@@ -336,13 +356,14 @@ def _labels_ok(rule: DropRule, labels: dict[str, str]) -> bool:
     return all(labels.get(k, "").casefold() == v.casefold() for k, v in rule.labels.items())
 
 
-def _hold_until(due: datetime, held: bool, hold: timedelta) -> Any:
+def _hold_until(due: datetime, held: bool, hold: timedelta) -> datetime:
     """When a held alert is due: the hold counted from the answer's revision time, but never in the past
     (a late or replayed answer still gets its chance to be completed) nor longer than the hold from now
     (a client clock running ahead cannot delay it)."""
+    now = utcnow()
     if not held:
-        return func.now()
-    return func.least(func.greatest(due, func.now()), func.now() + hold)
+        return now
+    return min(max(due, now), now + hold)
 
 
 def _account_name(answer: Answer) -> str | None:

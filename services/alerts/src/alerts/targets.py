@@ -12,13 +12,14 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, Text, bindparam, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from alerts.slack import SlackClient, SlackResult
-from alerts.tables import account_owners, slack_users
+from alerts.tables import account_owners, accounts, slack_users
 
 
 @dataclass(frozen=True)
@@ -49,11 +50,41 @@ Resolution = Target | Wait | Unroutable
 
 
 @dataclass(frozen=True)
-class Owner:
-    """An account's owner as alerts knows them."""
+class Snapshot:
+    """What one query tells about an account: its owner, their cached Slack identity, name and scores."""
 
-    email: str | None
-    name: str | None
+    owner_email: str | None = None
+    user_id: str | None = None
+    dm_channel: str | None = None
+    #: Seconds since the owner's Slack lookup (None: never looked up).
+    lookup_age: float | None = None
+    name: str | None = None
+    scores: list[Any] | None = None
+
+
+async def read_snapshot(engine: AsyncEngine, account_id: str) -> Snapshot:
+    """The account's owner, cached Slack identity, name and scores, in one query."""
+    async with engine.connect() as conn:
+        row = (await conn.execute(SNAPSHOT, {"s_account": account_id})).one()
+    return Snapshot(row.owner_email, row.user_id, row.dm_channel,
+                    None if row.lookup_age is None else float(row.lookup_age), row.name, row.scores)
+
+
+def _snapshot_query() -> Select[Any]:
+    """The one query behind :class:`Snapshot` (a read per alert, not one per table), built once."""
+    key = select(bindparam("s_account", type_=Text).label("account_id")).subquery()
+    return (
+        select(account_owners.c.owner_email, slack_users.c.user_id, slack_users.c.dm_channel,
+               func.extract("epoch", func.now() - slack_users.c.looked_up_at).label("lookup_age"),
+               accounts.c.name, accounts.c.scores)
+        .select_from(key)
+        .outerjoin(account_owners, account_owners.c.account_id == key.c.account_id)
+        .outerjoin(slack_users, slack_users.c.email == func.lower(func.trim(account_owners.c.owner_email)))
+        .outerjoin(accounts, accounts.c.account_id == key.c.account_id)
+    )
+
+
+SNAPSHOT = _snapshot_query()
 
 
 class TargetResolver:
@@ -64,28 +95,20 @@ class TargetResolver:
         self._engine = engine
         self._slack = slack
         self._default = default_channel
-        self._found_ttl = found_ttl
-        self._missing_ttl = missing_ttl
+        self._found_ttl = found_ttl.total_seconds()
+        self._missing_ttl = missing_ttl.total_seconds()
         # One lookup per email at a time in this process: a burst for one owner makes one call, not twenty.
         self._locks: dict[str, asyncio.Lock] = {}
 
-    async def owner(self, account_id: str) -> Owner | None:
-        """The account's owner, if any CRM or admin named one."""
-        async with self._engine.connect() as conn:
-            row = (await conn.execute(select(account_owners.c.owner_email, account_owners.c.owner_name)
-                                      .where(account_owners.c.account_id == account_id))).first()
-        return None if row is None else Owner(row.owner_email, row.owner_name)
-
-    async def resolve(self, receiver: str, account_id: str, fallback: str | None) -> Resolution:
-        """Where ``receiver`` (``owner`` or ``channel:<id>``) of an alert on ``account_id`` posts now."""
+    async def resolve(self, receiver: str, fallback: str | None, account: Snapshot) -> Resolution:
+        """Where ``receiver`` (``owner`` or ``channel:<id>``) of an alert on the account posts now."""
         if receiver.startswith("channel:"):
             return Target(receiver.partition(":")[2])
         channel = fallback or self._default
-        owner = await self.owner(account_id)
-        if owner is None or not owner.email:
+        if not account.owner_email:
             return Target(channel) if channel else Unroutable("the account has no owner and no channel is set "
                                                               "(SLACK_DEFAULT_CHANNEL or the route's channel)")
-        found = await self._user(owner.email)
+        found = self._cached(account) or await self._user(account.owner_email)
         if isinstance(found, Wait | Unroutable):
             return found
         user_id, dm = found
@@ -93,7 +116,16 @@ class TargetResolver:
             return Target(dm, f"<@{user_id}>", kind="dm")
         if channel:
             return Target(channel)
-        return Unroutable(f"the owner {owner.email} is not on Slack and no channel is set")
+        return Unroutable(f"the owner {account.owner_email} is not on Slack and no channel is set")
+
+    def _cached(self, account: Snapshot) -> tuple[str | None, str | None] | None:
+        if account.lookup_age is None:
+            return None
+        if account.user_id is None:
+            return (None, None) if account.lookup_age < self._missing_ttl else None
+        if account.dm_channel and account.lookup_age < self._found_ttl:
+            return account.user_id, account.dm_channel
+        return None
 
     async def _user(self, email: str) -> tuple[str | None, str | None] | Wait | Unroutable:
         key = email.strip().lower()
@@ -109,13 +141,13 @@ class TargetResolver:
         c = slack_users.c
         async with self._engine.connect() as conn:
             cached = (await conn.execute(
-                select(c.user_id, c.dm_channel, (func.now() - c.looked_up_at).label("age"))
+                select(c.user_id, c.dm_channel, func.extract("epoch", func.now() - c.looked_up_at).label("age"))
                 .where(c.email == key))).first()
-        if cached is not None:
-            ttl = self._found_ttl if cached.user_id else self._missing_ttl
-            if cached.age < ttl and (cached.user_id is None or cached.dm_channel):
-                return cached.user_id, cached.dm_channel
-        user_id = cached.user_id if cached is not None and cached.age < self._found_ttl else None
+        if cached is not None:  # another alert may have looked it up while this one waited for the lock
+            again = self._cached(Snapshot(key, cached.user_id, cached.dm_channel, float(cached.age)))
+            if again is not None:
+                return again
+        user_id = cached.user_id if cached is not None and float(cached.age) < self._found_ttl else None
         if user_id is None:
             looked = await self._slack.lookup_user_id(key)
             if not looked.ok:
