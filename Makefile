@@ -49,6 +49,7 @@ bench: install
 	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk; }
 	$(UV) run --frozen python bench/ingest_bench.py
 	$(UV) run --frozen python bench/scoring_bench.py $(ARGS)
+	$(UV) run --frozen python bench/alerts_bench.py
 
 IMAGE_TAG ?= local
 

@@ -21,6 +21,7 @@ import pytest
 from pulse_shared.testing.fake_slack import SlackCall
 from pulse_shared.testing.processes import ServiceProcess
 from tests.conftest import KEY, PlatformFactory
+from tests.test_walking_skeleton import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -31,15 +32,6 @@ ALERTS_ENV = {
     "SLACK_TIMEOUT_SECONDS": "1",
     "ALERTS_COMMENT_HOLD_SECONDS": "0",
 }
-
-
-async def eventually(check: Callable[[], bool], *, timeout: float = 30.0, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 async def set_owner(alerts: ServiceProcess, account: str, email: str) -> None:
@@ -155,3 +147,30 @@ async def test_two_replicas_and_a_kill_deliver_every_alert_exactly_once(platform
             await asyncio.sleep(0.2)
     assert len(slack.posts()) == 48
     assert slack.violations == []
+
+
+async def test_row_24_an_erasure_edits_the_posted_alert_within_a_minute(platform_factory: PlatformFactory) -> None:
+    platform = platform_factory.start(("ingest", "alerts"), INGEST_ADMIN_TOKEN="ingest-admin", **ALERTS_ENV)
+    slack = platform.slack
+    await submit(platform.ingest, [{"response_id": "r-erase", "survey_type": "nps", "score": 1,
+                                    "account_id": "acme-42", "respondent_id": "jane-7",
+                                    "comment": "Call me on 555-0100, Jane"}])
+    await eventually(lambda: len(slack.posts()) == 1, what="the alert")
+    assert "555-0100" in str(slack.posts()[0].body["blocks"])
+    started = time.monotonic()
+    async with httpx.AsyncClient(timeout=10) as client:
+        erased = await client.delete(f"{platform.ingest}/v1/respondents/jane-7", params={"account_id": "acme-42"},
+                                     headers={"Authorization": "Bearer ingest-admin"})
+    assert erased.status_code == 202, erased.text
+    await eventually(lambda: slack.messages_for_alert("detractor:acme-42:r-erase")[0][1].edits == 1, timeout=60,
+                     what="the message edited")
+    assert time.monotonic() - started < 60
+    [(_, message)] = slack.messages_for_alert("detractor:acme-42:r-erase")
+    for personal in ("555-0100", "jane-7", "Jane"):
+        assert personal not in str(message.blocks) + (message.text or "")
+    async with httpx.AsyncClient(timeout=10) as client:
+        listed = (await client.get(f"{platform.services['alerts'].url}/v1/alerts", params={"account_id": "acme-42"},
+                                   headers={"Authorization": f"Bearer {ADMIN}"})).json()
+    [alert] = listed["alerts"]
+    assert (alert["facts"]["comment"], alert["facts"]["respondent_id"], alert["facts"]["erased"]) == (None, None, True)
+    assert len(slack.posts()) == 1

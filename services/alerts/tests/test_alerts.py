@@ -12,7 +12,9 @@ import pytest
 from sqlalchemy import update
 
 from alerts.slack import SlackClient
+from alerts.store import NOTIFY_CHANNEL
 from alerts.tables import alerts
+from alerts.wakeup import Wakeup
 from alerts_fixtures import CHANNEL, Harness, answer, dispatcher, drain_until, settle
 from pulse_shared.events import AccountOwnerChanged, RespondentErased
 from pulse_shared.outbox import claim_due, fenced
@@ -447,3 +449,23 @@ async def test_without_slack_alerts_and_their_edits_are_logged_clearly(
     assert sum(m.startswith("ALERT (Slack not configured") for m in messages) == 1
     assert sum(m.startswith("ALERT UPDATED") for m in messages) == 1
     assert (await harness.row("detractor:acme:r1")).status == "logged"
+
+
+async def test_a_committed_alert_wakes_every_replicas_dispatcher_through_notify(
+    harness: Harness, database_url: str
+) -> None:
+    other_replica = Wakeup()
+    stop = asyncio.Event()
+    listening = asyncio.create_task(other_replica.listen(stop, database_url, NOTIFY_CHANNEL))
+    try:
+        assert await other_replica.wait(10)  # connected (a reconnect wakes once: notifications may have been missed)
+        assert not await other_replica.wait(0.3)  # nothing committed: no wake-up
+        await harness.feed(answer("r0", 9))  # a promoter writes no alert: no wake-up
+        assert not await other_replica.wait(0.3)
+        started = time.monotonic()
+        await harness.feed(answer("r1", 2))
+        assert await other_replica.wait(5)
+        assert time.monotonic() - started < 1
+    finally:
+        stop.set()
+        await listening
