@@ -31,6 +31,7 @@ import uuid
 from pathlib import Path
 
 import httpx
+from ingest_bench import cpu_seconds  # the same /proc reading as the ingest benchmark
 
 from pulse_shared.localinfra import Broker, EmbeddedPostgres, create_topics, ensure_database, free_port
 from pulse_shared.migrations import upgrade_to_head
@@ -121,12 +122,6 @@ async def load(port: int, rate: int, seconds: int, accounts: int, connections: i
         queue.put_nowait(None)
     await asyncio.gather(*workers)
     return due, acked, worst, errors
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process used so far (from /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def wait_up(url: str, process: subprocess.Popen[bytes], log: Path) -> None:

@@ -88,11 +88,10 @@ async def test_a_post_whose_answer_was_lost_is_read_back_and_adopted_not_repeate
     harness: Harness, slack: SlackClient, fake_slack: FakeSlack
 ) -> None:
     # Slack stores the post but its answer never arrives in time (the client gives up after 2 s).
-    fake_slack.on_post = lambda _call: time.sleep(2.5)
+    fake_slack.fail_next(CHANNEL, "lost_answer")
     await harness.feed(answer("r1", 2, comment="cancelling"))
     d = dispatcher(harness, slack)
     await d.deliver_due()
-    fake_slack.on_post = None
     row = await harness.row("detractor:acme:r1")
     assert (row.status, row.slack_ts, row.attempt_channel) == ("pending", None, CHANNEL)  # in doubt
     await settle(harness, d)
@@ -123,8 +122,9 @@ async def test_a_worker_whose_lease_was_taken_over_cannot_record_an_outcome(
     harness: Harness, slack: SlackClient, fake_slack: FakeSlack
 ) -> None:
     await harness.feed(answer("r1", 2))
-    [zombie] = await claim_due(harness.engine, alerts, pending=alerts.c.status == "pending", lease_seconds=0.2)
-    await asyncio.sleep(0.3)  # the zombie's lease expires while it is stuck
+    [zombie] = await claim_due(harness.engine, alerts, pending=alerts.c.status == "pending", lease_seconds=60)
+    # The zombie is stuck past its lease: the lease has expired (set in the past rather than waited for).
+    await harness.sql("UPDATE alerts.alerts SET lease_until = now() - interval '1 second'")
     await settle(harness, dispatcher(harness, slack))
     row = await harness.row("detractor:acme:r1")
     assert row.status == "sent"

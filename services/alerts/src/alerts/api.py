@@ -3,46 +3,34 @@
 from __future__ import annotations
 
 import base64
-import hmac
 import json
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Query, status
 from fastapi import Path as PathParam
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from alerts.settings import AlertsSettings
 from alerts.store import upsert_owner_rows
 from alerts.tables import account_owners, alerts
-from pulse_shared.events import reject_nul, utcnow
+from pulse_shared.auth import bearer_guard
+from pulse_shared.events import NulFree, utcnow
 
-bearer = HTTPBearer(auto_error=False, scheme_name="AdminToken",
-                    description="ALERTS_ADMIN_TOKEN as a bearer token.")
 REFUSALS: dict[int | str, dict[str, Any]] = {
     401: {"description": "Missing or wrong admin token."},
     503: {"description": "The admin API is off (ALERTS_ADMIN_TOKEN is not set)."},
 }
+#: Dependency: the admin token (ALERTS_ADMIN_TOKEN) as a bearer token.
+admin = bearer_guard("ALERTS_ADMIN_TOKEN", lambda request: request.app.state.settings.admin_token)
 
 
-def admin(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
-    """Dependency: the admin token as a bearer token, compared in constant time."""
-    settings: AlertsSettings = request.app.state.settings
-    if settings.admin_token is None:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail="the admin API is off: set ALERTS_ADMIN_TOKEN")
-    given = credentials.credentials if credentials else ""
-    if not hmac.compare_digest(given.encode(), settings.admin_token.get_secret_value().encode()):
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, detail="admin token required (Authorization: Bearer ...)",
-                            headers={"WWW-Authenticate": "Bearer"})
-
-
-class OwnerIn(BaseModel):
+class OwnerIn(NulFree):
     """Who owns (is the CSM of) an account. ``email: null`` removes the owner."""
 
     model_config = ConfigDict(extra="forbid")
+    nul_where: ClassVar[str] = "owner"
 
     email: Annotated[str, Field(min_length=3, max_length=320, examples=["jane@example.com"])] | None
     name: Annotated[str, Field(max_length=255)] | None = None
@@ -56,14 +44,6 @@ class OwnerIn(BaseModel):
         local, at, domain = value.partition("@")
         if not at or not local or "." not in domain or " " in value:
             raise ValueError("not an email address")
-        reject_nul(value, "email")
-        return value
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str | None) -> str | None:
-        if value is not None:
-            reject_nul(value, "name")
         return value
 
 

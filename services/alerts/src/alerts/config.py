@@ -243,13 +243,3 @@ def _line_of(node: Any, loc: list[int | str]) -> int:
         node = child
         line = node.start_mark.line + 1
     return line
-
-
-def rule_by_name(config: AlertsConfig) -> dict[str, DetractorRule | KeywordRule | DropRule]:
-    """The rules by name."""
-    return {r.name: r for r in config.rules}
-
-
-def as_dict(config: AlertsConfig) -> dict[str, Any]:
-    """The configuration as plain data (for logs)."""
-    return config.model_dump(mode="json", by_alias=True)

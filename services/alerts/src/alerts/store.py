@@ -22,7 +22,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from alerts.config import AlertsConfig, DropRule
-from alerts.domain.message import AlertFacts, without_personal
+from alerts.domain.message import PERSONAL, AlertFacts, without_personal
 from alerts.domain.routing import route
 from alerts.domain.rules import Answer, Fired, answer_labels, drop_transition, fired_for_answer, in_drop
 from alerts.tables import account_owners, accounts, alerts, drop_state, erased_respondents
@@ -87,6 +87,16 @@ def _upsert_account_labels_statement() -> Any:
     )
 
 
+def _upsert_account_scores_statement() -> Any:
+    stmt = insert(accounts)
+    return stmt.on_conflict_do_update(
+        index_elements=[accounts.c.account_id],
+        set_={"scores": stmt.excluded.scores, "scores_version": stmt.excluded.scores_version,
+              "updated_at": func.now()},
+        where=accounts.c.scores_version < stmt.excluded.scores_version,
+    )
+
+
 def _one_of(column: Any, values: tuple[str, ...]) -> Any:
     """``column IN (...)`` spelled out, which (unlike an expanding IN) runs in an executemany."""
     return or_(*(column == v for v in values))
@@ -94,6 +104,7 @@ def _one_of(column: Any, values: tuple[str, ...]) -> Any:
 
 UPSERT_ALERTS = _upsert_alerts_statement()
 UPSERT_ACCOUNT_LABELS = _upsert_account_labels_statement()
+UPSERT_ACCOUNT_SCORES = _upsert_account_scores_statement()
 NOTIFY = text("SELECT pg_notify(:channel, '')")
 ALERTS_OF_RESPONSES = (
     select(alerts.c.alert_id, alerts.c.rule, alerts.c.account_id, alerts.c.response_id, alerts.c.facts,
@@ -274,16 +285,10 @@ class AlertStore:
                     changed_states[(rule.name, event.account_id)] = (active, event.version)
                 if fire and summary is not None:
                     rows.extend(self._drop_rows(rule, event, summary, labels))
-        for account_id, event in newest.items():
-            stmt = insert(accounts).values(account_id=account_id, scores=[s.model_dump(mode="json")
-                                                                          for s in event.scores],
-                                           scores_version=event.version)
-            await conn.execute(stmt.on_conflict_do_update(
-                index_elements=[accounts.c.account_id],
-                set_={"scores": stmt.excluded.scores, "scores_version": stmt.excluded.scores_version,
-                      "updated_at": func.now()},
-                where=accounts.c.scores_version < stmt.excluded.scores_version,
-            ))
+        if newest:
+            await conn.execute(UPSERT_ACCOUNT_SCORES, [
+                {"account_id": account_id, "scores": [s.model_dump(mode="json") for s in event.scores],
+                 "scores_version": event.version} for account_id, event in newest.items()])
         if changed_states:
             stmt = insert(drop_state).values([
                 {"rule": rule, "account_id": account, "active": active, "since_version": version}
@@ -323,7 +328,7 @@ class AlertStore:
         )
         # The same shape as facts built for an erased respondent (personal fields null), so a replayed
         # answer compares equal and changes nothing.
-        erased = {"comment": None, "respondent_id": None, "respondent_email": None, "erased": True}
+        erased = {**dict.fromkeys(PERSONAL), "erased": True}
         cleared = alerts.c.facts.op("||")(literal(erased, type_=alerts.c.facts.type))
         done = await conn.execute(
             alerts.update()

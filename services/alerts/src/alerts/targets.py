@@ -134,7 +134,7 @@ class TargetResolver:
             async with lock:
                 return await self._user_locked(key)
         finally:
-            if not lock.locked() and len(self._locks) > 10_000:
+            if not lock.locked():  # nobody waits on it: forget it (the cache is in PostgreSQL)
                 self._locks.pop(key, None)
 
     async def _user_locked(self, key: str) -> tuple[str | None, str | None] | Wait | Unroutable:

@@ -11,6 +11,7 @@ from ingest.catalog import CatalogStore
 from ingest.domain.catalog import Survey, WriteKey
 from ingest.protection import RateLimiter, origin_allowed, retry_after
 from ingest.settings import IngestSettings
+from pulse_shared.auth import bearer_guard
 
 KEY_HELP = "the survey's write key, as the X-Pulse-Key header or the key query parameter"
 
@@ -97,17 +98,8 @@ def client_ip(request: Request, settings: IngestSettings) -> str:
     return request.client.host if request.client else "unknown"
 
 
-async def admin(request: Request, authorization: Annotated[str | None, Header(include_in_schema=False)] = None) -> None:
-    """Dependency: the admin token as a bearer token, compared in constant time."""
-    import hmac
-
-    settings: IngestSettings = request.app.state.settings
-    if settings.admin_token is None:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail="the admin API is off: set INGEST_ADMIN_TOKEN")
-    expected = f"Bearer {settings.admin_token.get_secret_value()}"
-    if not authorization or not hmac.compare_digest(authorization.encode(), expected.encode()):
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, detail="admin token required (Authorization: Bearer ...)",
-                            headers={"WWW-Authenticate": "Bearer"})
+#: Dependency: the admin token (INGEST_ADMIN_TOKEN) as a bearer token.
+admin = bearer_guard("INGEST_ADMIN_TOKEN", lambda request: request.app.state.settings.admin_token)
 
 
 SubmitterDep = Annotated[Submitter, Depends(submitter)]

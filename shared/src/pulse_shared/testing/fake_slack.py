@@ -14,7 +14,8 @@ Requests that break the contract (no bearer token, no channel, more than 50 bloc
 characters, metadata without ``event_type``...) are answered the way Slack answers them and recorded in
 :attr:`FakeSlack.violations`, so a test can assert there were none. Errors can be scripted per channel for
 posts (``ratelimited`` = HTTP 429 with Retry-After, ``server_error`` = HTTP 500, ``timeout`` = no answer
-within the client's patience, or any Slack error code) and per method for the other calls.
+within the client's patience, ``lost_answer`` = the post is stored but its answer comes too late, or any
+Slack error code) and per method for the other calls.
 """
 
 from __future__ import annotations
@@ -247,9 +248,16 @@ class FakeSlack:
             return JSONResponse({"ok": False, "error": problem[0]})
         channel = str(body["channel"])
         conversation = self._conversation(channel)
-        scripted = await self._scripted(channel) or (await self._scripted(conversation) if conversation else None)
-        if scripted is not None:
-            return scripted
+        with self._lock:
+            queue = self._script.get(channel) or (self._script.get(conversation) if conversation else None)
+            lost = queue is not None and bool(queue) and queue[0][0] == "lost_answer" and method == "chat.postMessage"
+            if lost and queue is not None:
+                queue.popleft()
+        if not lost:
+            scripted = await self._scripted(channel) or (
+                await self._scripted(conversation) if conversation else None)
+            if scripted is not None:
+                return scripted
         if conversation is None:
             return JSONResponse({"ok": False, "error": "channel_not_found"})
         if method == "chat.update":
@@ -264,6 +272,9 @@ class FakeSlack:
         body["_conversation"] = conversation
         if self.on_post is not None:
             self.on_post(call)
+        if lost:  # stored in Slack, but the client stops waiting before the answer comes
+            await asyncio.sleep(self.hang_seconds)
+            return JSONResponse({"ok": False, "error": "timeout"}, status_code=504)
         return JSONResponse({"ok": True, "channel": conversation, "ts": ts,
                              "message": {"text": body.get("text"), "ts": ts}})
 
