@@ -21,6 +21,7 @@ from pulse_shared.topics import Topics
 STATEFUL = ("ingest", "scoring", "alerts", "crm_sync")
 SEED = Path(__file__).resolve().parent.parent / "deploy" / "dev" / "seed.yaml"
 KEY = "pk_dev_product_nps_local_0001"
+CRM_ADMIN_TOKEN = "crm-admin-e2e-token"
 
 
 @dataclass
@@ -105,6 +106,9 @@ def platform_factory(
         "SLACK_DEFAULT_CHANNEL": "C0CSALERT1",
         "HUBSPOT_ACCESS_TOKEN": fake_hubspot.token,
         "HUBSPOT_API_BASE_URL": fake_hubspot.url,
+        "CRM_FLUSH_INTERVAL_SECONDS": "0.2",
+        "CRM_OWNER_SYNC_INTERVAL_SECONDS": "1",
+        "CRM_SYNC_ADMIN_TOKEN": CRM_ADMIN_TOKEN,
         "LOG_LEVEL": "INFO",
         "INGEST_SEED_FILE": str(SEED),
         "OTEL_EXPORTER_OTLP_ENDPOINT": collector.url,

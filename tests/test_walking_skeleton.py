@@ -1,7 +1,8 @@
 """End to end, with every service as its own process: one detractor answer travels through Pulse.
 
 ingest → responses topic (keyed by account) → scoring (PostgreSQL, exactly once) → alerts → Slack
-chat.postMessage; scoring → scores topic → crm-sync → HubSpot batch upsert. Posting the same answer again
+chat.postMessage; scoring → scores topic → crm-sync → HubSpot batch update of the existing
+company. Posting the same answer again
 changes nothing downstream, and every service drains cleanly on SIGTERM.
 """
 
@@ -54,6 +55,7 @@ async def consumed_offsets(platform: Platform, schema: str) -> int:
 
 
 async def test_a_detractor_answer_reaches_slack_and_hubspot_exactly_once(platform: Platform) -> None:
+    company = platform.hubspot.add_company(name="Acme Corp", pulse_account_id="acme-42")
     async with httpx.AsyncClient(timeout=10) as client:
         accepted = await client.post(f"{platform.ingest}/v1/responses", json=ANSWER,
                                      headers={"X-Pulse-Key": KEY, "traceparent": TRACEPARENT})
@@ -82,17 +84,21 @@ async def test_a_detractor_answer_reaches_slack_and_hubspot_exactly_once(platfor
     assert "&lt;!channel&gt;" in str(post["blocks"])
     assert "<!channel>" not in str(post["blocks"])
 
-    # HubSpot: one batch upsert carrying the NPS with its sample size and interval.
-    await eventually(lambda: len(platform.hubspot.batch_calls()) == 1, what="the HubSpot update")
-    [upsert] = platform.hubspot.batch_calls()
-    assert upsert.path.endswith("/batch/upsert")
-    [item] = upsert.body["inputs"]
-    assert item["id"] == "acme-42"
-    assert item["idProperty"] == "pulse_account_id"
-    assert item["properties"]["pulse_nps_30d"] == "-100"
-    assert item["properties"]["pulse_nps_30d_n"] == "1"
+    # HubSpot: batch updates of the existing company (the answer and its scores, together or one after the
+    # other), carrying the NPS with its sample size and interval.
+    stored = platform.hubspot.companies[company]
+    await eventually(lambda: stored.get("pulse_nps_30d") == "-100", what="the HubSpot update")
+    updates = platform.hubspot.batch_calls()
+    assert 1 <= len(updates) <= 2
+    assert all(c.path.endswith("/batch/update") for c in updates)
+    items = [item for c in updates for item in c.body["inputs"]]
+    assert {(i["id"], i["idProperty"]) for i in items} == {("acme-42", "pulse_account_id")}
+    assert stored["pulse_nps_30d_n"] == "1"
+    assert stored["pulse_last_score"] == "3"
     assert platform.slack.violations == []
     assert platform.hubspot.violations == []
+    assert len(platform.hubspot.companies) == 1, "crm-sync created a company"
+    assert platform.hubspot.companies[company]["pulse_nps_30d"] == "-100"
 
     async with httpx.AsyncClient(timeout=10) as client:
         scores = (await client.get(f"{platform.scoring}/v1/accounts/acme-42/scores?window=30d")).json()
@@ -109,7 +115,7 @@ async def test_a_detractor_answer_reaches_slack_and_hubspot_exactly_once(platfor
     await asyncio.sleep(2.5)  # longer than score-event coalescing and dispatcher polling
     assert len(platform.slack.posts()) == 1
     calls = platform.hubspot.batch_calls()
-    assert len(calls) == 1, [(c.body["inputs"][0]["properties"]["pulse_scores_version"], c.at) for c in calls] + [
+    assert len(calls) == len(updates), [(c.body["inputs"][0]["properties"], c.at) for c in calls] + [
         platform.services["scoring"].tail(30), platform.services["crm_sync"].tail(30)]
     async with httpx.AsyncClient(timeout=10) as client:
         scores = (await client.get(f"{platform.scoring}/v1/accounts/acme-42/scores")).json()

@@ -1,36 +1,38 @@
-"""Composition root of crm-sync: settings, database, consumer, CRM dispatchers, lifecycle."""
+"""Composition root of crm-sync: settings, database, consumer, connector writers, admin API, lifecycle."""
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from aiokafka import ConsumerRecord
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from crm_sync.api import router
 from crm_sync.connectors.base import Connector
-from crm_sync.connectors.hubspot import HubSpotConnector
+from crm_sync.connectors.hubspot import HubSpotConnector, HubSpotOptions
 from crm_sync.connectors.logonly import LogConnector
-from crm_sync.dispatcher import WriteDispatcher
+from crm_sync.dispatcher import ConnectorWriter, WriterOptions
+from crm_sync.leader import run_writer
+from crm_sync.owners import OwnerSync
 from crm_sync.settings import CrmSyncSettings
-from crm_sync.store import WriteStore
+from crm_sync.store import CrmInput, StoreOptions, WriteStore
 from crm_sync.tables import consumer_offsets
+from crm_sync.writer_lock import WriterLock
 from pulse_shared.consumer import ConsumerRunner, RunnerConfig
 from pulse_shared.db import ping, service_engine
-from pulse_shared.events import SCORE_EVENTS, ScoreUpdated, decode
+from pulse_shared.events import RESPONSE_EVENTS, SCORE_EVENTS, decode
 from pulse_shared.http import create_app
-from pulse_shared.loops import run_until_stopped
 from pulse_shared.offsets import DbOffsetStore
 from pulse_shared.producer import EventProducer
 from pulse_shared.runtime import Runtime, Worker
 from pulse_shared.transactional import TransactionalHandler
 
-
-def decode_score(message: ConsumerRecord) -> ScoreUpdated:
-    """Decode a scores-topic message (raises InvalidEvent for the dead-letter topic)."""
-    return decode(SCORE_EVENTS, message.value)
+log = logging.getLogger(__name__)
 
 
 def connectors_for(settings: CrmSyncSettings) -> list[Connector]:
@@ -39,41 +41,84 @@ def connectors_for(settings: CrmSyncSettings) -> list[Connector]:
     if settings.hubspot_access_token:
         found.append(HubSpotConnector(
             settings.hubspot_api_base_url, settings.hubspot_access_token.get_secret_value(),
-            id_property=settings.hubspot_id_property, create_properties=settings.hubspot_create_properties,
+            HubSpotOptions(id_property=settings.hubspot_id_property,
+                           create_properties=settings.hubspot_create_properties,
+                           create_companies=settings.hubspot_create_companies,
+                           match_property=settings.hubspot_match_property,
+                           write_comments=settings.write_comments),
             timeout=settings.crm_timeout_seconds,
         ))
     return found or [LogConnector()]
+
+
+def store_options(settings: CrmSyncSettings) -> StoreOptions:
+    """What the write path keeps, from the settings."""
+    return StoreOptions(write_comments=settings.write_comments, match_from=settings.hubspot_match_from)
+
+
+def writer_options(settings: CrmSyncSettings, connector: Connector) -> WriterOptions:
+    """The writer's pacing for ``connector``."""
+    hubspot = connector.name == "hubspot"
+    return WriterOptions(
+        flush_interval=settings.flush_interval_seconds,
+        rate_limit=settings.hubspot_rate_limit if hubspot else 100,
+        rate_window=settings.hubspot_rate_window_seconds if hubspot else 10.0,
+        max_attempts=settings.crm_max_attempts, lease_seconds=settings.crm_lease_seconds,
+        daily_reset_timezone=settings.hubspot_timezone if hubspot else "UTC",
+        owner_interval=settings.owner_sync_interval_seconds,
+    )
+
+
+def writers_for(settings: CrmSyncSettings, engine: AsyncEngine, connectors: Sequence[Connector],
+                producer: EventProducer | None) -> list[ConnectorWriter]:
+    """One writer per connector (owners are read from every connector but the log one)."""
+    owners = OwnerSync(engine, producer, settings.topics.account_owners,
+                       recheck_after=settings.owner_sync_interval_seconds)
+    return [ConnectorWriter(engine, c, writer_options(settings, c), owners=owners if c.name != "log" else None)
+            for c in connectors]
 
 
 def build_app(settings: CrmSyncSettings) -> tuple[FastAPI, Runtime]:
     """The crm-sync app and its runtime, wired from ``settings``."""
     runtime = Runtime("crm-sync", grace_seconds=settings.shutdown_grace_seconds)
     engine = service_engine(settings)
-    producer = EventProducer(settings, client_id="crm-sync")  # dead letters (and, later, owner events)
+    producer = EventProducer(settings, client_id="crm-sync")  # dead letters and owner changes
     connectors = connectors_for(settings)
-    runner: ConsumerRunner[ScoreUpdated] = ConsumerRunner(
+    topics = settings.topics
+    options = store_options(settings)
+
+    def decode_input(message: ConsumerRecord) -> CrmInput:
+        if message.topic == topics.scores:
+            return decode(SCORE_EVENTS, message.value)
+        return decode(RESPONSE_EVENTS, message.value)
+
+    runner: ConsumerRunner[CrmInput] = ConsumerRunner(
         settings,
-        RunnerConfig.from_settings(settings, group_id=settings.consumer_group, topics=(settings.topics.scores,)),
-        decoder=decode_score,
+        RunnerConfig.from_settings(settings, group_id=settings.consumer_group,
+                                   topics=(topics.scores, topics.responses)),
+        decoder=decode_input,
         handler=TransactionalHandler(engine, consumer_offsets, settings.consumer_group,
-                                     WriteStore([c.name for c in connectors]).apply,
+                                     WriteStore([c.name for c in connectors], options).apply,
                                      name="crm_sync.queue_batch", message="CRM writes queued"),
         producer=producer,
         offset_store=DbOffsetStore(engine, consumer_offsets),
     )
-    dispatchers = [WriteDispatcher(engine, c, max_attempts=settings.crm_max_attempts) for c in connectors]
+    writers = writers_for(settings, engine, connectors, producer)
 
     @asynccontextmanager
     async def resources(_stop: asyncio.Event) -> AsyncIterator[Sequence[Worker]]:
         await producer.start()
         runtime.health.add_check("database", functools.partial(ping, engine))
         runtime.health.add_check("consumer", runner.ping)
-        workers = [Worker("scores-consumer", runner.run)]
-        for connector, dispatcher in zip(connectors, dispatchers, strict=True):
-            workers.append(Worker(
-                f"{connector.name}-dispatcher",
-                functools.partial(_dispatch_loop, dispatcher=dispatcher, name=f"{connector.name}-dispatcher"),
-            ))
+        workers = [Worker("crm-consumer", runner.run)]
+        for writer in writers:
+            name = writer.connector.name
+            workers.append(Worker(f"{name}-writer", functools.partial(run_writer, writer=writer,
+                                                                       lock=WriterLock(engine, name))))
+        log.info("crm-sync configured", extra={
+            "connectors": [c.name for c in connectors], "flush_interval_s": settings.flush_interval_seconds,
+            "create_companies": settings.hubspot_create_companies, "match_property": settings.hubspot_match_property,
+            "write_comments": settings.write_comments})
         try:
             yield workers
         finally:
@@ -84,12 +129,11 @@ def build_app(settings: CrmSyncSettings) -> tuple[FastAPI, Runtime]:
 
     app = create_app(
         title="Pulse crm-sync",
-        description="Scores with sample sizes and intervals onto CRM accounts (HubSpot, Salesforce).",
+        description="Scores with sample sizes and intervals onto existing CRM accounts (HubSpot), owners back to "
+        "alerts; unmatched accounts, dead letters and reconcile in the admin API.",
         health=runtime.health,
         lifespan=runtime.lifespan(resources),
     )
+    app.state.settings = settings
+    app.include_router(router(engine, [c.name for c in connectors], options))
     return app, runtime
-
-
-async def _dispatch_loop(stop: asyncio.Event, *, dispatcher: WriteDispatcher, name: str) -> None:
-    await run_until_stopped(stop, dispatcher.deliver_due, name=name)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from crm_sync.connectors.base import PendingWrite, WriteOutcome
+from crm_sync.connectors.base import Owner, Pause, PendingWrite, Schema, WriteOutcome
 
 log = logging.getLogger(__name__)
 
@@ -15,17 +15,22 @@ class LogConnector:
     name = "log"
     max_batch = 100
 
-    async def prepare(self) -> None:
+    async def prepare(self) -> Schema:
         """Nothing to prepare."""
+        return Schema()
 
     async def write(self, writes: list[PendingWrite]) -> WriteOutcome:
         """Log each update."""
         for w in writes:
             log.warning(
                 "CRM UPDATE (no CRM configured: set HUBSPOT_ACCESS_TOKEN to write it)",
-                extra={"account_id": w.account_id, "version": w.version, "properties": w.properties},
+                extra={"account_id": w.account_id, "properties": w.properties},
             )
         return WriteOutcome(written={w.account_id for w in writes})
+
+    async def owners(self, account_ids: list[str]) -> tuple[dict[str, Owner | None], Pause | None]:
+        """No CRM, no owners."""
+        return {}, None
 
     async def close(self) -> None:
         """Nothing to close."""

@@ -1,0 +1,31 @@
+"""Read a whole topic, from its beginning up to its end offsets at the time of the call.
+
+"Nothing else was produced" checks need this: one short poll can miss a late message, reading to the end
+offsets cannot.
+"""
+
+from __future__ import annotations
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+
+
+async def read_topic(bootstrap: str, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every record of ``topic`` (all partitions), in partition then offset order."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        await consumer.topics()  # loads the cluster's metadata
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or set())]
+        if not partitions:
+            raise AssertionError(f"topic {topic} does not exist")
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        records: list[ConsumerRecord[bytes, bytes]] = []
+        while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
+            batch = await consumer.getmany(timeout_ms=1000)
+            for tp in partitions:
+                records += [r for r in batch.get(tp, []) if r.offset < ends[tp]]
+        return sorted(records, key=lambda r: (r.partition, r.offset))
+    finally:
+        await consumer.stop()
