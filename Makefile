@@ -3,13 +3,14 @@ SHELL := /bin/bash
 UV ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: help install browser run test lint check rebuild bench images up down clean-data
+.PHONY: help install browser run test lint check rebuild reconcile bench images up down clean-data
 
 help:
 	@echo "make run        run the whole platform locally (embedded broker and PostgreSQL by default)"
 	@echo "make test       run every test (unit, component, end-to-end)"
 	@echo "make lint       ruff and mypy (strict)"
 	@echo "make rebuild    recompute scoring aggregates from stored answers (ARGS=--apply to replace them)"
+	@echo "make reconcile  re-push every account's scores to the CRMs (ARGS=--dry-run)"
 	@echo "make images     build the service images (needs Docker)"
 	@echo "make up / down  the platform on Docker with Apache Kafka and PostgreSQL (docker-compose.yml)"
 	@echo "make clean-data forget the local PostgreSQL data in .pulse/"
@@ -40,6 +41,11 @@ check: lint test
 rebuild: install
 	@set -a; [ -n "$$DATABASE_URL" ] || { [ -f .pulse/dev.env ] && . .pulse/dev.env; }; set +a; \
 	$(UV) run --frozen python -m scoring rebuild $(ARGS)
+
+# Re-push every account to the CRMs (ARGS=--dry-run to see what it would do; --connector hubspot).
+reconcile: install
+	@set -a; [ -n "$$DATABASE_URL" ] || { [ -f .pulse/dev.env ] && . .pulse/dev.env; }; set +a; \
+	$(UV) run --frozen python -m crm_sync reconcile $(ARGS)
 
 clean-data:
 	rm -rf .pulse

@@ -35,6 +35,8 @@ SERVICES = (
 STATEFUL = ("ingest", "scoring", "alerts", "crm_sync")
 #: The alerts admin token of `make run` (set ALERTS_ADMIN_TOKEN to choose another).
 DEV_ALERTS_ADMIN_TOKEN = "dev-alerts-admin-token"
+#: The crm-sync admin token of `make run` (set CRM_SYNC_ADMIN_TOKEN to choose another).
+DEV_CRM_ADMIN_TOKEN = "dev-crm-admin-token"
 COLORS = {"ingest": "36", "scoring": "35", "alerts": "33", "crm_sync": "32", "dev": "1"}
 
 
@@ -82,6 +84,7 @@ def main() -> int:
         env.setdefault("INGEST_SEED_FILE", str(ROOT / "deploy" / "dev" / "seed.yaml"))
         env.setdefault("ALERTS_CONFIG_FILE", str(ROOT / "deploy" / "dev" / "alerts.yaml"))
         env.setdefault("ALERTS_ADMIN_TOKEN", DEV_ALERTS_ADMIN_TOKEN)
+        env.setdefault("CRM_SYNC_ADMIN_TOKEN", DEV_CRM_ADMIN_TOKEN)
         topics = Topics(env.get("KAFKA_TOPIC_PREFIX", ""))
         partitions = int(env.get("KAFKA_TOPIC_PARTITIONS", "3"))
         asyncio.run(create_topics(env["KAFKA_BOOTSTRAP_SERVERS"], topics.all(), partitions=partitions))
@@ -105,6 +108,8 @@ def main() -> int:
         # For `make rebuild` and other commands run beside the platform.
         (STATE / "dev.env").write_text(
             f"DATABASE_URL={env['DATABASE_URL']}\nKAFKA_BOOTSTRAP_SERVERS={env['KAFKA_BOOTSTRAP_SERVERS']}\n"
+            f"KAFKA_ENABLE_IDEMPOTENCE={env.get('KAFKA_ENABLE_IDEMPOTENCE', 'true')}\n"
+            f"KAFKA_TOPIC_PREFIX={env.get('KAFKA_TOPIC_PREFIX', '')}\n"
         )
         print_summary(env)
         while not stopping.is_set():
@@ -178,6 +183,9 @@ def print_summary(env: dict[str, str]) -> None:
         "    -d '{\"email\": \"csm@example.com\", \"name\": \"Casey\"}'",
         f"  curl -s 'http://127.0.0.1:{port['alerts']}/v1/alerts?account_id=acme-42' \\",
         f"    -H 'Authorization: Bearer {env.get('ALERTS_ADMIN_TOKEN', '')}'",
+        "  # what crm-sync has written, and what it could not match:",
+        f"  curl -s http://127.0.0.1:{port['crm_sync']}/v1/crm/status \\",
+        f"    -H 'Authorization: Bearer {env.get('CRM_SYNC_ADMIN_TOKEN', '')}'",
         "",
         "Ctrl-C stops everything.",
     ]

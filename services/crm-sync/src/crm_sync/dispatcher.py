@@ -92,6 +92,7 @@ class ConnectorWriter:
         self._next_owner_sync = 0.0
         self.calls = 0
         self.id = f"{uuid.uuid4().hex[:8]}"
+        WRITER.labels(connector.name).set(0)
         connector_gate = getattr(connector, "gate", None)
         if connector_gate is not None:
             connector.gate = self.gate  # type: ignore[attr-defined]
@@ -319,7 +320,8 @@ class ConnectorWriter:
 
     def _log_outcome(self, rows: dict[str, Any], outcome: WriteOutcome) -> None:
         name = self.connector.name
-        for account_id in sorted(outcome.written):
+        # The log connector already wrote its own "CRM UPDATE (no CRM configured...)" line per account.
+        for account_id in sorted(outcome.written) if name != "log" else ():
             # One line per account, each in the trace of the answer that changed its scores.
             with traced(f"crm_sync.{name}.written", rows[account_id].traceparent, account_id=account_id):
                 log.info("CRM updated", extra={"connector": name, "account_id": account_id,
