@@ -56,6 +56,7 @@ bench: install
 	$(UV) run --frozen python bench/ingest_bench.py
 	$(UV) run --frozen python bench/scoring_bench.py $(ARGS)
 	$(UV) run --frozen python bench/alerts_bench.py
+	$(UV) run --frozen python bench/crm_bench.py
 
 IMAGE_TAG ?= local
 

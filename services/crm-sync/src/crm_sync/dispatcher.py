@@ -213,7 +213,8 @@ class ConnectorWriter:
         return self._schema
 
     async def flush(self) -> int:
-        """Write every due row, ``max_batch`` at a time, until none is due or the connector must pause."""
+        """Write the due rows, ``max_batch`` at a time, until a claim comes back short (what was due is written;
+        changes arriving meanwhile wait for the next interval, so they coalesce) or the connector must pause."""
         schema = await self.prepare()
         if schema is None:
             return 0
@@ -228,6 +229,8 @@ class ConnectorWriter:
                 await self._apply_pause(pause)
                 return written
             self.circuit.succeeded()
+            if len(rows) < self.connector.max_batch:
+                return written
 
     async def _write(self, rows: Sequence[Any], schema: Schema) -> tuple[int, Pause | None]:
         name = self.connector.name

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from crm_sync.dispatcher import ConnectorWriter
 from crm_sync.writer_lock import WriterLock
@@ -20,6 +21,7 @@ async def run_writer(stop: asyncio.Event, writer: ConnectorWriter, lock: WriterL
     leading = False
     try:
         while not stop.is_set():
+            started = time.monotonic()
             try:
                 if not await lock.held():
                     if leading:
@@ -36,7 +38,8 @@ async def run_writer(stop: asyncio.Event, writer: ConnectorWriter, lock: WriterL
                     raise
                 log.warning("CRM writer cycle failed; retrying", extra={"connector": writer.connector.name,
                                                                        "error": repr(exc)[:300]})
-            await sleep_or_stop(stop, writer.options.flush_interval)
+            # A steady cadence: the interval is from one flush's start to the next.
+            await sleep_or_stop(stop, max(0.0, writer.options.flush_interval - (time.monotonic() - started)))
     finally:
         await lock.release()
         writer.stopped_writing()
