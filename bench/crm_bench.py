@@ -99,7 +99,8 @@ async def cost(database_url: str, *, events: int, accounts: int, rounds: int) ->
                                                            "properties": score_properties(event)}]}))
             for start in range(0, len(batch), CONSUMER_BATCH):
                 chunk = batch[start:start + CONSUMER_BATCH]
-                records = [Record("scores", 0, offset + i, e.account_id.encode(), e, (), 0) for i, e in enumerate(chunk)]
+                records = [Record("scores", 0, offset + i, e.account_id.encode(), e, (), 0)
+                           for i, e in enumerate(chunk)]
                 offset += len(chunk)
                 await handler.handle(tp, records, offset)
             changed = len({e.account_id for e in batch})
