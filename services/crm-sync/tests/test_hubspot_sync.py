@@ -122,6 +122,14 @@ async def test_an_ambiguous_or_taken_match_is_a_dead_letter_and_no_domain_stays_
     assert rows["nodomain"].status == "unmatched"
     assert len(harness.fake.calls_of("search")) == 3  # no search without a value to search by
     assert len(harness.fake.companies) == 3
+    # New scores for the unmatched: written if a company holds them now, but the same domain is not searched
+    # again (a domain found nowhere would cost a search per flush); a new domain is.
+    await harness.feed(score_event("nowhere", 1),
+                       answer("nodomain", "r5", company_domain="late.com", at=T0 + timedelta(minutes=1)))
+    await writer.cycle()
+    assert [c.body["filterGroups"][0]["filters"][0]["value"] for c in harness.fake.calls_of("search")[3:]] == [
+        "late.com"]
+    assert (await harness.statuses())["nowhere"] == "unmatched"
 
 
 async def test_companies_are_created_only_when_creating_is_switched_on(harness: Harness) -> None:

@@ -20,12 +20,12 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 from prometheus_client import Counter, Gauge
-from sqlalchemy import and_, bindparam, case, func, literal_column, select, update
+from sqlalchemy import Text, and_, bindparam, case, func, literal_column, select, update
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -127,10 +127,11 @@ class ConnectorWriter:
         name = self.connector.name
         CONNECTOR_PAUSES.labels(name, pause.kind).inc()
         now = self._mono()
-        if pause.kind == "daily_limit":
-            until = next_daily_reset(self._wall(), self.options.daily_reset_timezone)
-            await self._store_state(paused_until=until, pause_reason=f"daily_limit: {pause.message}"[:500])
-            log.error("CRM daily limit reached; paused until the portal's next day",
+        if pause.kind in ("daily_limit", "request_limit"):
+            until = (next_daily_reset(self._wall(), self.options.daily_reset_timezone) if pause.kind == "daily_limit"
+                     else self._wall() + timedelta(seconds=pause.seconds))
+            await self._store_state(paused_until=until, pause_reason=f"{pause.kind}: {pause.message}"[:500])
+            log.error("CRM API limit reached; paused (stored, for every replica)",
                       extra={"connector": name, "until": until.isoformat(), "crm_message": pause.message})
         elif pause.kind == "rate_limit":
             # The portal's limit is shared with other integrations: count the whole window as spent.
@@ -235,6 +236,7 @@ class ConnectorWriter:
     async def _write(self, rows: Sequence[Any], schema: Schema) -> tuple[int, Pause | None]:
         name = self.connector.name
         matches = await self._match_values([r.account_id for r in rows])
+        full_state = bool(getattr(self.connector, "full_state", False))
         writes: list[PendingWrite] = []
         unchanged: list[Any] = []
         sent: dict[str, dict[str, str]] = {}
@@ -244,14 +246,20 @@ class ConnectorWriter:
             if not delta:
                 unchanged.append(row)
                 continue
+            if full_state:
+                delta = desired
             sent[row.account_id] = delta
-            writes.append(PendingWrite(row.account_id, delta, matches.get(row.account_id)))
+            # A value already searched for in vain is not searched again (until it changes, or a reconcile).
+            match = matches.get(row.account_id)
+            writes.append(PendingWrite(row.account_id, delta, match if match != row.match_tried else None,
+                                       row.version))
         outcome = WriteOutcome(written={r.account_id for r in unchanged})
         if writes:
             with traced(f"crm_sync.{name}.write", rows[0].traceparent, accounts=len(writes)):
                 outcome.merge(await self.connector.write(writes))
             await self._store_state(last_call_at=self._wall())
-        await self._record({r.account_id: r for r in rows}, outcome, sent)
+        await self._record({r.account_id: r for r in rows}, outcome, sent,
+                           {w.account_id: w.match_value for w in writes if w.match_value})
         for label, count in (("written", len(outcome.written) - len(unchanged)), ("unchanged", len(unchanged)),
                              ("linked", len(outcome.linked)), ("created", len(outcome.created)),
                              ("unmatched", len(outcome.unmatched)), ("failed", len(outcome.failed)),
@@ -266,7 +274,8 @@ class ConnectorWriter:
                 account_state.c.account_id.in_(accounts), account_state.c.match_value.is_not(None)))
             return {r.account_id: r.match_value for r in rows}
 
-    async def _record(self, rows: dict[str, Any], outcome: WriteOutcome, sent: dict[str, dict[str, str]]) -> None:
+    async def _record(self, rows: dict[str, Any], outcome: WriteOutcome, sent: dict[str, dict[str, str]],
+                      searched: dict[str, str]) -> None:
         w = crm_writes.c
         name = self.connector.name
 
@@ -290,8 +299,9 @@ class ConnectorWriter:
                 await conn.execute(
                     update(crm_writes).where(mine).values(
                         status=case((same, "unmatched"), else_="pending"), reason="unmatched",
-                        last_error=bindparam("m"), status_since=func.now(), lease_until=None, lease_token=None),
-                    [{**key(a), "m": m} for a, m in outcome.unmatched.items()],
+                        last_error=bindparam("m"), status_since=func.now(), lease_until=None, lease_token=None,
+                        match_tried=func.coalesce(bindparam("s", type_=Text), w.match_tried)),
+                    [{**key(a), "m": m, "s": searched.get(a)} for a, m in outcome.unmatched.items()],
                 )
             if outcome.failed:
                 await conn.execute(

@@ -16,6 +16,8 @@ from crm_sync.api import router
 from crm_sync.connectors.base import Connector
 from crm_sync.connectors.hubspot import HubSpotConnector, HubSpotOptions
 from crm_sync.connectors.logonly import LogConnector
+from crm_sync.connectors.salesforce import SalesforceConnector, SalesforceOptions
+from crm_sync.connectors.webhook import WebhookConnector
 from crm_sync.dispatcher import ConnectorWriter, WriterOptions
 from crm_sync.leader import run_writer
 from crm_sync.owners import OwnerSync
@@ -48,6 +50,17 @@ def connectors_for(settings: CrmSyncSettings) -> list[Connector]:
                            write_comments=settings.write_comments),
             timeout=settings.crm_timeout_seconds,
         ))
+    if settings.salesforce_login_url and settings.salesforce_client_id and settings.salesforce_client_secret:
+        found.append(SalesforceConnector(SalesforceOptions(
+            login_url=settings.salesforce_login_url, client_id=settings.salesforce_client_id,
+            client_secret=settings.salesforce_client_secret.get_secret_value(),
+            api_version=settings.salesforce_api_version, account_id_field=settings.salesforce_account_id_field,
+            create_accounts=settings.salesforce_create_accounts, write_comments=settings.write_comments,
+            fields=settings.salesforce_field_map, request_limit_pause=settings.salesforce_limit_pause_seconds,
+        ), timeout=settings.crm_timeout_seconds))
+    if settings.webhook_url and settings.webhook_secret:
+        found.append(WebhookConnector(settings.webhook_url, settings.webhook_secret.get_secret_value(),
+                                      timeout=settings.crm_timeout_seconds, concurrency=settings.webhook_concurrency))
     return found or [LogConnector()]
 
 
@@ -57,14 +70,16 @@ def store_options(settings: CrmSyncSettings) -> StoreOptions:
 
 
 def writer_options(settings: CrmSyncSettings, connector: Connector) -> WriterOptions:
-    """The writer's pacing for ``connector``."""
-    hubspot = connector.name == "hubspot"
+    """The writer's pacing for ``connector``: each connector has its own budget."""
+    limit, window = {
+        "hubspot": (settings.hubspot_rate_limit, settings.hubspot_rate_window_seconds),
+        "salesforce": (settings.salesforce_rate_limit, settings.salesforce_rate_window_seconds),
+        "webhook": (settings.webhook_rate_limit, 10.0),
+    }.get(connector.name, (100, 10.0))
     return WriterOptions(
-        flush_interval=settings.flush_interval_seconds,
-        rate_limit=settings.hubspot_rate_limit if hubspot else 100,
-        rate_window=settings.hubspot_rate_window_seconds if hubspot else 10.0,
+        flush_interval=settings.flush_interval_seconds, rate_limit=limit, rate_window=window,
         max_attempts=settings.crm_max_attempts, lease_seconds=settings.crm_lease_seconds,
-        daily_reset_timezone=settings.hubspot_timezone if hubspot else "UTC",
+        daily_reset_timezone=settings.hubspot_timezone if connector.name == "hubspot" else "UTC",
         owner_interval=settings.owner_sync_interval_seconds,
     )
 
@@ -74,7 +89,8 @@ def writers_for(settings: CrmSyncSettings, engine: AsyncEngine, connectors: Sequ
     """One writer per connector (owners are read from every connector but the log one)."""
     owners = OwnerSync(engine, producer, settings.topics.account_owners,
                        recheck_after=settings.owner_sync_interval_seconds)
-    return [ConnectorWriter(engine, c, writer_options(settings, c), owners=owners if c.name != "log" else None)
+    return [ConnectorWriter(engine, c, writer_options(settings, c),
+                            owners=owners if c.name in ("hubspot", "salesforce") else None)
             for c in connectors]
 
 

@@ -70,7 +70,7 @@ async def start_reconcile(engine: AsyncEngine, connectors: Sequence[str], *, opt
             last = ids[-1]
         await conn.execute(update(crm_writes).where(w.connector.in_(names)).values(
             sent={}, status="pending", reason=None, last_error=None, attempts=0, next_attempt_at=func.now(),
-            status_since=func.now(), reconcile_id=run_id))
+            status_since=func.now(), reconcile_id=run_id, match_tried=None))
         await conn.execute(update(account_owners).where(account_owners.c.connector.in_(names))
                            .values(checked_at=None))
     return ReconcileSummary(run_id, names, False, accounts, before)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
+from crm_sync.connectors.webhook import signing_key
+from crm_sync.domain.properties import property_defs
 from pulse_shared.settings import ServiceSettings
 
 
@@ -55,6 +58,45 @@ class CrmSyncSettings(ServiceSettings):
         "UTC", validation_alias="HUBSPOT_TIMEZONE",
         description="The portal's time zone: the daily API limit resets at its midnight.",
     )
+    salesforce_login_url: str | None = Field(
+        None, validation_alias="SALESFORCE_LOGIN_URL",
+        description="Salesforce login URL (https://login.salesforce.com or the org's My Domain): turns the Salesforce "
+        "connector on (needs SALESFORCE_CLIENT_ID and SALESFORCE_CLIENT_SECRET of a connected app).",
+    )
+    salesforce_client_id: str | None = Field(None, validation_alias="SALESFORCE_CLIENT_ID")
+    salesforce_client_secret: SecretStr | None = Field(None, validation_alias="SALESFORCE_CLIENT_SECRET")
+    salesforce_api_version: str = Field("v61.0", pattern=r"^v\d+\.\d$", validation_alias="SALESFORCE_API_VERSION")
+    salesforce_account_id_field: str = Field(
+        "Pulse_Account_Id__c", pattern=r"^[A-Za-z][A-Za-z0-9_]*__c$", validation_alias="SALESFORCE_ACCOUNT_ID_FIELD",
+        description="External ID field of Account holding the Pulse account id: Accounts are matched by it.",
+    )
+    salesforce_field_map: dict[str, str] = Field(
+        default_factory=dict, validation_alias="SALESFORCE_FIELD_MAP",
+        description='JSON: Pulse property -> Account field, e.g. {"pulse_nps_30d": "NPS_30d__c"} ("" leaves one '
+        "out); unmapped properties go to Pulse_<Name>__c (see python -m crm_sync salesforce-fields).",
+    )
+    salesforce_create_accounts: bool = Field(
+        False, validation_alias="SALESFORCE_CREATE_ACCOUNTS",
+        description="Create an Account for an account none holds (upsert by the external id). Off: unmatched.",
+    )
+    salesforce_rate_limit: int = Field(250, ge=1, validation_alias="SALESFORCE_RATE_LIMIT",
+                                       description="Requests per SALESFORCE_RATE_WINDOW_SECONDS.")
+    salesforce_rate_window_seconds: float = Field(10.0, gt=0, validation_alias="SALESFORCE_RATE_WINDOW_SECONDS")
+    salesforce_limit_pause_seconds: float = Field(
+        3600.0, gt=0, validation_alias="SALESFORCE_LIMIT_PAUSE_SECONDS",
+        description="How long the connector pauses after 403 REQUEST_LIMIT_EXCEEDED (the org's 24-hour allowance).",
+    )
+    webhook_url: str | None = Field(
+        None, validation_alias="CRM_WEBHOOK_URL",
+        description="URL receiving each changed account's scores, signed with Standard Webhooks (turns it on).",
+    )
+    webhook_secret: SecretStr | None = Field(
+        None, validation_alias="CRM_WEBHOOK_SECRET", description="whsec_<base64>: the webhook's signing secret.",
+    )
+    webhook_rate_limit: int = Field(500, ge=1, validation_alias="CRM_WEBHOOK_RATE_LIMIT",
+                                    description="Messages per 10 s to the webhook.")
+    webhook_concurrency: int = Field(8, ge=1, le=64, validation_alias="CRM_WEBHOOK_CONCURRENCY",
+                                     description="Messages in flight at once to the webhook.")
     write_comments: bool = Field(
         False, validation_alias="CRM_WRITE_COMMENTS",
         description="Write the last answer's comment to the CRM (personal data; cleared there on erasure).",
@@ -91,8 +133,25 @@ class CrmSyncSettings(ServiceSettings):
             raise ValueError("HUBSPOT_MATCH_FROM must name an answer property: properties.<name>")
         return value
 
+    @field_validator("salesforce_field_map")
+    @classmethod
+    def _field_map(cls, value: dict[str, str]) -> dict[str, str]:
+        known = {d.name for d in property_defs("pulse_account_id", write_comments=True)}
+        for prop, target in value.items():
+            if prop not in known:
+                raise ValueError(f"SALESFORCE_FIELD_MAP: {prop!r} is not a property Pulse writes")
+            if target and not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,39}(__c)?", target):
+                raise ValueError(f"SALESFORCE_FIELD_MAP: {target!r} is not a Salesforce field API name")
+        return value
+
     @model_validator(mode="after")
-    def _match_pair(self) -> CrmSyncSettings:
+    def _pairs(self) -> CrmSyncSettings:
         if bool(self.hubspot_match_property) != bool(self.hubspot_match_from):
             raise ValueError("HUBSPOT_MATCH_PROPERTY and HUBSPOT_MATCH_FROM go together (set both or neither)")
+        if self.salesforce_login_url and not (self.salesforce_client_id and self.salesforce_client_secret):
+            raise ValueError("SALESFORCE_LOGIN_URL needs SALESFORCE_CLIENT_ID and SALESFORCE_CLIENT_SECRET")
+        if bool(self.webhook_url) != bool(self.webhook_secret):
+            raise ValueError("CRM_WEBHOOK_URL and CRM_WEBHOOK_SECRET go together (set both or neither)")
+        if self.webhook_secret is not None:
+            signing_key(self.webhook_secret.get_secret_value())
         return self

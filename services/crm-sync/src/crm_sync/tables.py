@@ -74,6 +74,8 @@ crm_writes = Table(
     Column("written_at", DateTime(timezone=True)),
     Column("traceparent", Text),
     Column("reconcile_id", BigInteger),
+    #: The match value last searched for in vain (not searched again until it changes, or a reconcile).
+    Column("match_tried", Text),
 )
 
 #: Per connector, shared by every replica: a stored pause (the daily limit) and the last call's time.

@@ -12,7 +12,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-PauseKind = Literal["rate_limit", "daily_limit", "outage", "auth"]
+#: daily_limit and request_limit are stored (every replica and restart honours them); the others are held in memory.
+PauseKind = Literal["rate_limit", "daily_limit", "request_limit", "outage", "auth"]
 #: Why a write is a dead letter (exported as a metric label).
 FailureReason = Literal["invalid_value", "ambiguous_match", "already_linked", "rejected", "gave_up"]
 #: Awaited before every call to the CRM: waits until the connector's budget allows one.
@@ -27,6 +28,8 @@ class PendingWrite:
     properties: dict[str, str]
     #: A value to find the account's record by when the id property is not set on any record yet.
     match_value: str | None = None
+    #: The row's version: the same for every attempt of one change (a webhook's stable message id).
+    version: int = 0
 
 
 @dataclass(frozen=True)
