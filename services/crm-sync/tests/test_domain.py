@@ -19,6 +19,9 @@ from crm_sync.domain.properties import (
     property_defs,
     score_properties,
 )
+from crm_sync.main import build_app
+from crm_sync.settings import CrmSyncSettings
+from pulse_shared.cli import service_main
 from pulse_shared.events import ScoreSummary, ScoreUpdated
 
 
@@ -194,3 +197,27 @@ def test_a_batch_refused_for_a_value_is_split_and_a_single_input_is_a_dead_lette
     assert single.outcome.failed["a"].reason == "invalid_value"
     other = batch_answer(409, {"message": "conflict"}, ["a"])
     assert other.outcome.retry == {"a": "HubSpot 409: conflict"}
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"CRM_WEBHOOK_URL": "https://hooks.example", "CRM_WEBHOOK_SECRET": "not base64 at all!"},
+     "CRM_WEBHOOK_SECRET must be whsec_ followed by base64"),
+    ({"CRM_WEBHOOK_URL": "https://hooks.example"}, "CRM_WEBHOOK_URL and CRM_WEBHOOK_SECRET go together"),
+    ({"SALESFORCE_LOGIN_URL": "https://login.salesforce.com"}, "needs SALESFORCE_CLIENT_ID"),
+    ({"SALESFORCE_FIELD_MAP": '{"pulse_bogus": "X__c"}'}, "'pulse_bogus' is not a property Pulse writes"),
+    ({"SALESFORCE_FIELD_MAP": '{"pulse_nps_30d": "bad name"}'}, "is not a Salesforce field API name"),
+    ({"HUBSPOT_MATCH_PROPERTY": "domain"}, "HUBSPOT_MATCH_PROPERTY and HUBSPOT_MATCH_FROM go together"),
+    ({"HUBSPOT_TIMEZONE": "Mars/Olympus"}, "unknown time zone"),
+])
+def test_a_configuration_mistake_stops_crm_sync_with_a_line_naming_it(
+    env: dict[str, str], message: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    code = service_main(service="crm-sync", settings_class=CrmSyncSettings, build_app=build_app,
+                        port=lambda s: s.port, argv=["serve"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("crm-sync: configuration error: ")
+    assert message in err
+    assert "Traceback" not in err

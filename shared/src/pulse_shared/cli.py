@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from fastapi import FastAPI
+from pydantic import ValidationError
 
 from pulse_shared.logs import configure_logging
 from pulse_shared.migrations import upgrade_to_head
@@ -44,7 +45,14 @@ def service_main(
     if arguments is not None:
         arguments(parser)
     args = parser.parse_args(argv)
-    settings = load_settings(settings_class)
+    try:
+        settings = load_settings(settings_class)
+    except ValidationError as exc:
+        # One line per mistake, naming the variable, instead of a traceback.
+        for error in exc.errors():
+            where = ".".join(str(p) for p in error["loc"]) or "settings"
+            sys.stderr.write(f"{service}: configuration error: {where}: {error['msg']}\n")
+        return 2
     configure_logging(service, settings.log_level)
     configure_tracing(service, os.environ)  # the OTel SDK's own variables, read once at start
     if args.command == "migrate" and migrations is not None:

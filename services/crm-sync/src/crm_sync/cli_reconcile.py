@@ -13,7 +13,9 @@ import sys
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from crm_sync.connectors.salesforce import SALESFORCE_TYPE, field_map
 from crm_sync.dispatcher import ConnectorWriter
+from crm_sync.domain.properties import property_defs
 from crm_sync.main import connectors_for, store_options, writers_for
 from crm_sync.reconcile import progress, progress_line, start_reconcile
 from crm_sync.settings import CrmSyncSettings
@@ -22,6 +24,18 @@ from pulse_shared.db import service_engine
 from pulse_shared.producer import EventProducer
 
 PROGRESS_SECONDS = 3.0
+
+
+def salesforce_fields_command(settings: CrmSyncSettings, _args: argparse.Namespace) -> int:
+    """Print the Account fields a Salesforce admin creates for Pulse (label, API name, type)."""
+    labels = {d.name: (d.label, d.type) for d in property_defs(settings.salesforce_account_id_field,
+                                                                write_comments=settings.write_comments)}
+    print(f"{'Label':45} {'API name':40} Type")
+    print(f"{'Pulse account id':45} {settings.salesforce_account_id_field:40} Text(255), External ID, Unique")
+    for prop, name in field_map(settings.salesforce_field_map, write_comments=settings.write_comments).items():
+        label, kind = labels[prop]
+        print(f"{label:45} {name:40} {SALESFORCE_TYPE[kind]}")
+    return 0
 
 
 def arguments(parser: argparse.ArgumentParser) -> None:

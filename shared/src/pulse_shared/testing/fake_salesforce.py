@@ -23,6 +23,7 @@ import itertools
 import re
 import threading
 import time
+import urllib.parse
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
@@ -123,7 +124,7 @@ class FakeSalesforce:
 
         @app.post("/services/oauth2/token")
         async def token(request: Request) -> JSONResponse:
-            form = dict((await request.form()).items())
+            form = {k: v[0] for k, v in urllib.parse.parse_qs((await request.body()).decode()).items()}
             self.calls.append(SalesforceCall("token", request.url.path, {k: v for k, v in form.items()
                                                                          if k != "client_secret"}, time.monotonic()))
             if form.get("grant_type") != "client_credentials":
@@ -247,7 +248,8 @@ class FakeSalesforce:
         with self._lock:
             for record in records:
                 value = str(record[key])
-                scripted = self._record_errors.get(value)
+                external = str(self.accounts.get(value, {}).get(self.external_id_field, value))
+                scripted = self._record_errors.get(value) or self._record_errors.get(external)
                 if scripted:
                     code = scripted.popleft()
                     results.append({"success": False, "errors": [{"statusCode": code, "message": f"{code} for {value}",

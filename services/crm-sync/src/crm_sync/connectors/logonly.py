@@ -23,7 +23,8 @@ class LogConnector:
         """Log each update."""
         for w in writes:
             log.warning(
-                "CRM UPDATE (no CRM configured: set HUBSPOT_ACCESS_TOKEN to write it)",
+                "CRM UPDATE (no CRM configured: set HUBSPOT_ACCESS_TOKEN, SALESFORCE_LOGIN_URL or CRM_WEBHOOK_URL "
+                "to write it)",
                 extra={"account_id": w.account_id, "properties": w.properties},
             )
         return WriteOutcome(written={w.account_id for w in writes})

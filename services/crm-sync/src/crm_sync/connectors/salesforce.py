@@ -176,7 +176,7 @@ class SalesforceConnector:
             response = await self._query(f"SELECT Id, {ext} FROM Account WHERE {ext} IN ({_soql_list(ids)})")
         except httpx.HTTPError as exc:
             return {}, _transport_failure(ids, exc)
-        failed = call_outcome(response.status_code, _json(response), ids)
+        failed = call_outcome(response.status_code, _json_any(response), ids)
         if failed is not None:
             return {}, failed
         found: dict[str, list[str]] = {}
