@@ -34,9 +34,9 @@ from crm_sync.connectors.base import (
     Schema,
     WriteOutcome,
 )
+from crm_sync.connectors.calls import instrumented, json_object, no_gate, transport_failure
 from crm_sync.connectors.hubspot_answers import OUTAGE_PAUSE, batch_answer, message_of, pause_for
 from crm_sync.domain.properties import PropertyDef, property_defs
-from pulse_shared.metrics import EXTERNAL_CALLS, EXTERNAL_LATENCY
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +61,6 @@ class Unreachable(ConnectorUnavailable):
     """HubSpot could not be reached or refused the call (the message says why)."""
 
 
-async def _no_gate() -> None:
-    return None
-
-
 class HubSpotConnector:
     """Writes scores onto existing HubSpot companies and reads their owners."""
 
@@ -72,7 +68,7 @@ class HubSpotConnector:
     max_batch = MAX_INPUTS
 
     def __init__(self, base_url: str, token: str, options: HubSpotOptions | None = None, *,
-                 timeout: float = 20.0, gate: Gate = _no_gate) -> None:
+                 timeout: float = 20.0, gate: Gate = no_gate) -> None:
         self._client = httpx.AsyncClient(
             base_url=base_url.rstrip("/"), headers={"Authorization": f"Bearer {token}"}, timeout=timeout
         )
@@ -92,7 +88,7 @@ class HubSpotConnector:
         response = await self._call("list_properties", "GET", "/crm/v3/properties/companies")
         if response.status_code != 200:
             raise Unreachable(f"listing company properties: HTTP {response.status_code} {_text(response)}")
-        existing = {str(p.get("name")): p for p in _json(response).get("results", []) if isinstance(p, dict)}
+        existing = {str(p.get("name")): p for p in json_object(response).get("results", []) if isinstance(p, dict)}
         excluded: set[str] = set()
         problems: list[str] = []
         missing = [d for d in defs if d.name not in existing]
@@ -153,7 +149,7 @@ class HubSpotConnector:
             response = await self._call("batch_update", "POST", "/crm/v3/objects/companies/batch/update", body)
         except httpx.HTTPError as exc:
             return _transport_failure(ids, exc), []
-        answer = batch_answer(response.status_code, _json(response), ids)
+        answer = batch_answer(response.status_code, json_object(response), ids)
         if not answer.split:
             return answer.outcome, answer.not_found
         # HubSpot refused the whole batch for one input's value: halve it until the input is found.
@@ -201,7 +197,7 @@ class HubSpotConnector:
             response = await self._call("search", "POST", "/crm/v3/objects/companies/search", body)
         except httpx.HTTPError as exc:
             return _transport_failure([w.account_id], exc)
-        payload = _json(response)
+        payload = json_object(response)
         pause = pause_for(response.status_code, payload)
         if pause is not None:
             return WriteOutcome(retry={w.account_id: pause.message}, pause=pause)
@@ -228,7 +224,7 @@ class HubSpotConnector:
             response = await self._call("batch_update", "POST", "/crm/v3/objects/companies/batch/update", body2)
         except httpx.HTTPError as exc:
             return _transport_failure([w.account_id], exc)
-        answer = batch_answer(response.status_code, _json(response), [record_id])
+        answer = batch_answer(response.status_code, json_object(response), [record_id])
         outcome = WriteOutcome(pause=answer.outcome.pause)
         if record_id in answer.outcome.written:
             outcome.written.add(w.account_id)
@@ -256,7 +252,7 @@ class HubSpotConnector:
                                         {"inputs": inputs})
         except httpx.HTTPError as exc:
             return _transport_failure(ids, exc)
-        answer = batch_answer(response.status_code, _json(response), ids)
+        answer = batch_answer(response.status_code, json_object(response), ids)
         answer.outcome.created = set(answer.outcome.written)
         return answer.outcome
 
@@ -271,7 +267,7 @@ class HubSpotConnector:
             response = await self._call("batch_read", "POST", "/crm/v3/objects/companies/batch/read", body)
         except httpx.HTTPError as exc:
             return {}, Pause("outage", OUTAGE_PAUSE, f"HubSpot unreachable: {type(exc).__name__}")
-        payload = _json(response)
+        payload = json_object(response)
         pause = pause_for(response.status_code, payload)
         if pause is not None or response.status_code not in (200, 207):
             return {}, pause
@@ -299,7 +295,7 @@ class HubSpotConnector:
             response = await self._call("owner", "GET", f"/crm/v3/owners/{owner_id}")
         except httpx.HTTPError as exc:
             return None, Pause("outage", OUTAGE_PAUSE, f"HubSpot unreachable: {type(exc).__name__}")
-        payload = _json(response)
+        payload = json_object(response)
         pause = pause_for(response.status_code, payload)
         if pause is not None:
             return None, pause
@@ -317,29 +313,11 @@ class HubSpotConnector:
 
     async def _call(self, operation: str, method: str, path: str, body: Any = None) -> httpx.Response:
         await self.gate()
-        started = time.perf_counter()
-        try:
-            response = await self._client.request(method, path, json=body)
-        except httpx.HTTPError:
-            EXTERNAL_CALLS.labels("hubspot", operation, "transport_error").inc()
-            raise
-        finally:
-            EXTERNAL_LATENCY.labels("hubspot", operation).observe(time.perf_counter() - started)
-        EXTERNAL_CALLS.labels("hubspot", operation, str(response.status_code)).inc()
-        return response
+        return await instrumented(self._client, "hubspot", operation, method, path, json=body)
 
 
 def _transport_failure(ids: list[str], exc: Exception) -> WriteOutcome:
-    message = f"HubSpot unreachable: {type(exc).__name__}"
-    return WriteOutcome(retry=dict.fromkeys(ids, message), pause=Pause("outage", OUTAGE_PAUSE, message))
-
-
-def _json(response: httpx.Response) -> dict[str, Any]:
-    try:
-        data = response.json()
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
+    return transport_failure("HubSpot", ids, exc)
 
 
 def _text(response: httpx.Response) -> str:

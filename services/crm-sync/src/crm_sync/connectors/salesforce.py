@@ -18,9 +18,7 @@ One call at a time per connector (the org allows 25 long requests at once; Pulse
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -35,6 +33,7 @@ from crm_sync.connectors.base import (
     Schema,
     WriteOutcome,
 )
+from crm_sync.connectors.calls import instrumented, json_any, json_object, no_gate, transport_failure
 from crm_sync.connectors.salesforce_answers import (
     OUTAGE_PAUSE,
     call_outcome,
@@ -42,8 +41,7 @@ from crm_sync.connectors.salesforce_answers import (
     record_outcomes,
     session_expired,
 )
-from crm_sync.domain.properties import property_defs
-from pulse_shared.metrics import EXTERNAL_CALLS, EXTERNAL_LATENCY
+from crm_sync.domain.properties import property_defs, typed_value
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +88,7 @@ class SalesforceConnector:
 
     def __init__(self, options: SalesforceOptions, *, timeout: float = 20.0, gate: Gate | None = None) -> None:
         self.options = options
-        self.gate: Gate = gate or _no_gate
+        self.gate: Gate = gate or no_gate
         self._client = httpx.AsyncClient(timeout=timeout)
         self._token: str | None = None
         self._instance: str | None = None
@@ -176,11 +174,11 @@ class SalesforceConnector:
             response = await self._query(f"SELECT Id, {ext} FROM Account WHERE {ext} IN ({_soql_list(ids)})")
         except httpx.HTTPError as exc:
             return {}, _transport_failure(ids, exc)
-        failed = call_outcome(response.status_code, _json_any(response), ids)
+        failed = call_outcome(response.status_code, json_any(response), ids)
         if failed is not None:
             return {}, failed
         found: dict[str, list[str]] = {}
-        for record in _json(response).get("records", []):
+        for record in json_object(response).get("records", []):
             found.setdefault(str(record.get(ext)), []).append(str(record.get("Id")))
         return found, None
 
@@ -190,10 +188,10 @@ class SalesforceConnector:
             response = await self._api(operation, "PATCH", path, {"allOrNone": False, "records": records})
         except httpx.HTTPError as exc:
             return _transport_failure(ids, exc)
-        failed = call_outcome(response.status_code, _json_any(response), ids)
+        failed = call_outcome(response.status_code, json_any(response), ids)
         if failed is not None:
             return failed
-        return record_outcomes(_json_any(response), ids)
+        return record_outcomes(json_any(response), ids)
 
     def _values(self, properties: dict[str, str]) -> dict[str, Any]:
         return {self._fields[p]: _typed(self._types[p], v) for p, v in properties.items() if p in self._fields}
@@ -210,9 +208,9 @@ class SalesforceConnector:
         except httpx.HTTPError as exc:
             return {}, Pause("outage", OUTAGE_PAUSE, f"Salesforce unreachable: {type(exc).__name__}")
         if response.status_code != 200:
-            return {}, pause_for(response.status_code, _json_any(response))
+            return {}, pause_for(response.status_code, json_any(response))
         found: dict[str, Owner | None] = {}
-        for record in _json(response).get("records", []):
+        for record in json_object(response).get("records", []):
             owner = record.get("Owner") or {}
             found[str(record.get(ext))] = (Owner(str(record.get("OwnerId")), owner.get("Email") or None,
                                                  owner.get("Name") or None) if record.get("OwnerId") else None)
@@ -229,7 +227,7 @@ class SalesforceConnector:
         if self._token is None:
             await self._fetch_token()
         response = await self._call(operation, method, path, body, params)
-        if session_expired(response.status_code, _json_any(response)):
+        if session_expired(response.status_code, json_any(response)):
             log.info("Salesforce session expired; fetching a new token")
             await self._fetch_token()
             response = await self._call(operation, method, path, body, params)
@@ -241,9 +239,8 @@ class SalesforceConnector:
         url = f"{self.options.login_url.rstrip('/')}/services/oauth2/token"
         form = {"grant_type": "client_credentials", "client_id": self.options.client_id,
                 "client_secret": self.options.client_secret}
-        response = await self._client.post(url, data=form)
-        EXTERNAL_CALLS.labels("salesforce", "token", str(response.status_code)).inc()
-        payload = _json(response)
+        response = await instrumented(self._client, "salesforce", "token", "POST", url, data=form)
+        payload = json_object(response)
         if response.status_code != 200 or not payload.get("access_token"):
             self._token = None
             raise ConnectorUnavailable(f"Salesforce token refused: HTTP {response.status_code} "
@@ -255,21 +252,8 @@ class SalesforceConnector:
                     params: dict[str, str] | None) -> httpx.Response:
         await self.gate()
         url = f"{self._instance}/services/data/{self.options.api_version}{path}"
-        started = time.perf_counter()
-        try:
-            response = await self._client.request(method, url, json=body, params=params,
-                                                  headers={"Authorization": f"Bearer {self._token}"})
-        except httpx.HTTPError:
-            EXTERNAL_CALLS.labels("salesforce", operation, "transport_error").inc()
-            raise
-        finally:
-            EXTERNAL_LATENCY.labels("salesforce", operation).observe(time.perf_counter() - started)
-        EXTERNAL_CALLS.labels("salesforce", operation, str(response.status_code)).inc()
-        return response
-
-
-async def _no_gate() -> None:
-    return None
+        return await instrumented(self._client, "salesforce", operation, method, url, json=body, params=params,
+                                  headers={"Authorization": f"Bearer {self._token}"})
 
 
 def _soql_list(values: list[str]) -> str:
@@ -278,31 +262,10 @@ def _soql_list(values: list[str]) -> str:
 
 
 def _typed(kind: str, value: str) -> Any:
-    """A Pulse property value (a string, as HubSpot takes it) as the JSON Salesforce takes for the field."""
-    if value == "":
-        return None
-    if kind == "number":
-        number = float(value)
-        return int(number) if number.is_integer() else number
-    if kind == "bool":
-        return value == "true"
-    if kind == "datetime":
-        return datetime.fromtimestamp(int(value) / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    return value
+    """The JSON Salesforce takes for the field (times with a ``Z``, as Salesforce writes them)."""
+    typed = typed_value(kind, value)
+    return typed.replace("+00:00", "Z") if kind == "datetime" and isinstance(typed, str) else typed
 
 
 def _transport_failure(ids: list[str], exc: Exception) -> WriteOutcome:
-    message = f"Salesforce unreachable: {type(exc).__name__}"
-    return WriteOutcome(retry=dict.fromkeys(ids, message), pause=Pause("outage", OUTAGE_PAUSE, message))
-
-
-def _json_any(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None
-
-
-def _json(response: httpx.Response) -> dict[str, Any]:
-    data = _json_any(response)
-    return data if isinstance(data, dict) else {}
+    return transport_failure("Salesforce", ids, exc)

@@ -23,11 +23,10 @@ from typing import Any
 import httpx
 
 from crm_sync.connectors.base import Failure, Gate, Owner, Pause, PendingWrite, Schema, WriteOutcome
-from crm_sync.domain.properties import METRICS, PARTS, WINDOWS, property_defs, property_name
-from pulse_shared.metrics import EXTERNAL_CALLS, EXTERNAL_LATENCY
+from crm_sync.connectors.calls import OUTAGE_PAUSE, instrumented, no_gate, transport_failure
+from crm_sync.domain.properties import METRICS, PARTS, WINDOWS, property_defs, property_name, typed_value
 
 MESSAGE_TYPE = "pulse.account_scores.v1"
-OUTAGE_PAUSE = 2.0
 RATE_LIMIT_PAUSE = 10.0
 #: The part of a property name → its key in the message.
 PART_KEYS = {"": "value", "_n": "n", "_ci_low": "ci_low", "_ci_high": "ci_high", "_change": "change",
@@ -64,17 +63,7 @@ def payload(account_id: str, version: int, properties: dict[str, str], *, sent_a
 
     def typed(name: str) -> Any:
         value = properties.get(name)
-        if value is None or value == "":
-            return None
-        kind = types.get(name, "string")
-        if kind == "number":
-            number = float(value)
-            return int(number) if number.is_integer() else number
-        if kind == "bool":
-            return value == "true"
-        if kind == "datetime":
-            return datetime.fromtimestamp(int(value) / 1000, UTC).isoformat(timespec="milliseconds")
-        return value
+        return None if value is None else typed_value(types.get(name, "string"), value)
 
     scores: dict[str, dict[str, dict[str, Any]]] = {}
     for metric in METRICS:
@@ -109,7 +98,7 @@ class WebhookConnector:
         self._key = signing_key(secret)
         self._client = httpx.AsyncClient(timeout=timeout)
         self._concurrency = concurrency
-        self.gate: Gate = gate or _no_gate
+        self.gate: Gate = gate or no_gate
 
     async def close(self) -> None:
         """Close the connection pool."""
@@ -150,16 +139,11 @@ class WebhookConnector:
         headers = {"content-type": "application/json", "webhook-id": msg_id, "webhook-timestamp": str(timestamp),
                    "webhook-signature": sign(self._key, msg_id, timestamp, body)}
         await self.gate()
-        started = time.perf_counter()
         try:
-            response = await self._client.post(self._url, content=body, headers=headers)
+            response = await instrumented(self._client, "webhook", "deliver", "POST", self._url, content=body,
+                                          headers=headers)
         except httpx.HTTPError as exc:
-            EXTERNAL_CALLS.labels("webhook", "deliver", "transport_error").inc()
-            message = f"webhook unreachable: {type(exc).__name__}"
-            return WriteOutcome(retry={w.account_id: message}, pause=Pause("outage", OUTAGE_PAUSE, message))
-        finally:
-            EXTERNAL_LATENCY.labels("webhook", "deliver").observe(time.perf_counter() - started)
-        EXTERNAL_CALLS.labels("webhook", "deliver", str(response.status_code)).inc()
+            return transport_failure("webhook", [w.account_id], exc)
         status = response.status_code
         if 200 <= status < 300:
             return WriteOutcome(written={w.account_id})
@@ -169,7 +153,3 @@ class WebhookConnector:
         if status >= 500 or status == 408:
             return WriteOutcome(retry={w.account_id: text}, pause=Pause("outage", OUTAGE_PAUSE, text))
         return WriteOutcome(failed={w.account_id: Failure("rejected", text)})
-
-
-async def _no_gate() -> None:
-    return None

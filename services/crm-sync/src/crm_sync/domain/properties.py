@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from pulse_shared.events import ScoreSummary, ScoreUpdated
@@ -154,6 +154,21 @@ def desired_properties(scores: dict[str, str], last: LastAnswer | None, *, write
     """Everything the CRM should show for the account, minus properties the CRM cannot take (``excluded``)."""
     props = {**scores, **answer_properties(last, write_comments=write_comments)}
     return {k: v for k, v in props.items() if k not in excluded}
+
+
+def typed_value(kind: str, value: str) -> Any:
+    """A property value (a string, as HubSpot takes it) as JSON for systems that take types (Salesforce, the
+    webhook): numbers, booleans, ISO 8601 times in UTC; ``None`` for an empty value."""
+    if value == "":
+        return None
+    if kind == "number":
+        number = float(value)
+        return int(number) if number.is_integer() else number
+    if kind == "bool":
+        return value == "true"
+    if kind == "datetime":
+        return datetime.fromtimestamp(int(value) / 1000, UTC).isoformat(timespec="milliseconds")
+    return value
 
 
 def changed(desired: dict[str, str], sent: dict[str, str]) -> dict[str, str]:
