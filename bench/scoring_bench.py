@@ -107,7 +107,8 @@ async def raw_consume_rate(bootstrap: str, topic: str, n: int) -> float:
 
 def bench_settings(bootstrap: str, prefix: str, database_url: str) -> ScoringSettings:
     return ScoringSettings(kafka_bootstrap_servers=bootstrap, kafka_enable_idempotence=False,
-                           kafka_topic_prefix=prefix, database_url=database_url, segment_properties="plan,region")
+                           kafka_topic_prefix=prefix, database_url=database_url, segment_properties="plan,region",
+                           SCORING_API_TOKENS="bench-token")  # type: ignore[call-arg]
 
 
 async def fold_worker(settings: ScoringSettings, group: str) -> None:
@@ -303,7 +304,8 @@ async def main() -> None:
 
         app, _ = build_app(bench_settings(bootstrap, "unused.", database_url))
         rng = random.Random(3)
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://scoring") as client:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://scoring",
+                                     headers={"Authorization": "Bearer bench-token"}) as client:
             await latencies(client, ["/livez"] * 50)  # warm up
             account_paths = [f"/v1/accounts/acct-{rng.randrange(ACCOUNTS)}/scores?window=30d"
                              for _ in range(args.queries)]

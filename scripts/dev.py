@@ -37,6 +37,8 @@ STATEFUL = ("ingest", "scoring", "alerts", "crm_sync")
 DEV_ALERTS_ADMIN_TOKEN = "dev-alerts-admin-token"
 #: The crm-sync admin token of `make run` (set CRM_SYNC_ADMIN_TOKEN to choose another).
 DEV_CRM_ADMIN_TOKEN = "dev-crm-admin-token"
+#: The scoring API token of `make run` (set SCORING_API_TOKENS to choose others).
+DEV_SCORING_TOKEN = "dev-scoring-token"
 COLORS = {"ingest": "36", "scoring": "35", "alerts": "33", "crm_sync": "32", "dev": "1"}
 
 
@@ -85,6 +87,7 @@ def main() -> int:
         env.setdefault("ALERTS_CONFIG_FILE", str(ROOT / "deploy" / "dev" / "alerts.yaml"))
         env.setdefault("ALERTS_ADMIN_TOKEN", DEV_ALERTS_ADMIN_TOKEN)
         env.setdefault("CRM_SYNC_ADMIN_TOKEN", DEV_CRM_ADMIN_TOKEN)
+        env.setdefault("SCORING_API_TOKENS", DEV_SCORING_TOKEN)
         topics = Topics(env.get("KAFKA_TOPIC_PREFIX", ""))
         partitions = int(env.get("KAFKA_TOPIC_PARTITIONS", "3"))
         asyncio.run(create_topics(env["KAFKA_BOOTSTRAP_SERVERS"], topics.all(), partitions=partitions))
@@ -176,7 +179,8 @@ def print_summary(env: dict[str, str]) -> None:
         f"  curl -s -X POST http://127.0.0.1:{port['ingest']}/v1/responses -H 'content-type: application/json' \\",
         "    -H 'X-Pulse-Key: pk_dev_product_nps_local_0001' \\",
         "    -d '{\"survey_type\": \"nps\", \"score\": 3, \"account_id\": \"acme-42\", \"comment\": \"Too slow\"}'",
-        f"  curl -s http://127.0.0.1:{port['scoring']}/v1/accounts/acme-42/scores",
+        f"  curl -s http://127.0.0.1:{port['scoring']}/v1/accounts/acme-42/scores \\",
+        f"    -H 'Authorization: Bearer {env.get('SCORING_API_TOKENS', '').split(',')[0].strip()}'",
         "  # who gets acme-42's alerts (a DM once Slack is connected), and the alerts so far:",
         f"  curl -s -X PUT http://127.0.0.1:{port['alerts']}/v1/accounts/acme-42/owner \\",
         f"    -H 'Authorization: Bearer {env.get('ALERTS_ADMIN_TOKEN', '')}' -H 'content-type: application/json' \\",

@@ -22,6 +22,7 @@ STATEFUL = ("ingest", "scoring", "alerts", "crm_sync")
 SEED = Path(__file__).resolve().parent.parent / "deploy" / "dev" / "seed.yaml"
 KEY = "pk_dev_product_nps_local_0001"
 CRM_ADMIN_TOKEN = "crm-admin-e2e-token"
+SCORING_TOKEN = "scoring-e2e-token"
 
 
 @dataclass
@@ -109,6 +110,7 @@ def platform_factory(
         "CRM_FLUSH_INTERVAL_SECONDS": "0.2",
         "CRM_OWNER_SYNC_INTERVAL_SECONDS": "1",
         "CRM_SYNC_ADMIN_TOKEN": CRM_ADMIN_TOKEN,
+        "SCORING_API_TOKENS": SCORING_TOKEN,
         "LOG_LEVEL": "INFO",
         "INGEST_SEED_FILE": str(SEED),
         "OTEL_EXPORTER_OTLP_ENDPOINT": collector.url,

@@ -19,10 +19,11 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from pulse_shared.db import plain_database_url
-from tests.conftest import KEY, Platform
+from tests.conftest import KEY, SCORING_TOKEN, Platform
 
 pytestmark = pytest.mark.e2e
 
+SCORING_AUTH = {"Authorization": f"Bearer {SCORING_TOKEN}"}
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
 ANSWER = {
@@ -101,7 +102,8 @@ async def test_a_detractor_answer_reaches_slack_and_hubspot_exactly_once(platfor
     assert platform.hubspot.companies[company]["pulse_nps_30d"] == "-100"
 
     async with httpx.AsyncClient(timeout=10) as client:
-        scores = (await client.get(f"{platform.scoring}/v1/accounts/acme-42/scores?window=30d")).json()
+        scores = (await client.get(f"{platform.scoring}/v1/accounts/acme-42/scores?window=30d",
+                                   headers=SCORING_AUTH)).json()
     assert scores["scores"]["nps"]["n"] == 1
     assert scores["scores"]["nps"]["value"] == -100.0
     assert scores["scores"]["nps"]["counts"]["detractors"] == 1
@@ -118,7 +120,7 @@ async def test_a_detractor_answer_reaches_slack_and_hubspot_exactly_once(platfor
     assert len(calls) == len(updates), [(c.body["inputs"][0]["properties"], c.at) for c in calls] + [
         platform.services["scoring"].tail(30), platform.services["crm_sync"].tail(30)]
     async with httpx.AsyncClient(timeout=10) as client:
-        scores = (await client.get(f"{platform.scoring}/v1/accounts/acme-42/scores")).json()
+        scores = (await client.get(f"{platform.scoring}/v1/accounts/acme-42/scores", headers=SCORING_AUTH)).json()
     assert scores["scores"]["nps"]["n"] == 1
 
     # One trace id follows the answer from the ingest request to the Slack post and the CRM call.

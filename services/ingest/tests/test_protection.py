@@ -9,7 +9,9 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
 
+from ingest.domain.client_address import client_address, proxy_networks
 from ingest.protection import RateLimiter
+from ingest.settings import IngestSettings
 from ingest_fixtures import ADMIN, KEY, OTHER_KEY, Ingest
 
 ANSWER = {"survey_type": "nps", "score": 9, "account_id": "acme"}
@@ -199,3 +201,34 @@ async def test_admin_api_refuses_nul_characters_with_a_422_naming_them(ingest: I
                                                 "mapping": {"account_id_field": "person_properties.a\x00"}})
     assert bad_mapping.status_code == 422
     assert "NUL" in bad_mapping.text
+
+
+@pytest.mark.parametrize(("peer", "forwarded", "expected"), [
+    # No trusted proxies: the header is ignored, whatever it says.
+    ("203.0.113.9", "1.2.3.4", "203.0.113.9"),
+    # Behind the ingress (10.0.0.0/8): the client is the right-most address outside the proxies.
+    ("10.0.0.2", "198.51.100.7", "198.51.100.7"),
+    ("10.0.0.2", "1.2.3.4, 198.51.100.7", "198.51.100.7"),  # a spoofed first hop is ignored
+    ("10.0.0.2", "1.2.3.4, 198.51.100.7, 10.0.0.3", "198.51.100.7"),  # two proxies deep
+    ("10.0.0.2", "10.0.0.9, 10.0.0.3", "10.0.0.9"),  # only proxies: the left-most
+    ("10.0.0.2", "not-an-ip, 198.51.100.7", "198.51.100.7"),
+    ("10.0.0.2", "198.51.100.7, garbage", "garbage"),  # a hop we cannot read is not one of our proxies
+    ("10.0.0.2", None, "10.0.0.2"),
+    # A peer that is not a proxy cannot speak for anyone else.
+    ("198.51.100.7", "1.2.3.4", "198.51.100.7"),
+    ("2001:db8::1", "1.2.3.4", "2001:db8::1"),
+])
+def test_the_client_address_cannot_be_forged_with_x_forwarded_for(peer: str, forwarded: str | None,
+                                                                   expected: str) -> None:
+    proxies = proxy_networks("10.0.0.0/8") if peer.startswith("10.") else ()
+    assert client_address(peer, forwarded, proxies) == expected
+    assert client_address(peer, forwarded, proxy_networks("10.0.0.0/8, fd00::/8")) == expected
+
+
+def test_trusted_proxies_are_checked_at_start_and_the_old_setting_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"'10\.0\.0\.0/33' is not an IP address or CIDR"):
+        IngestSettings(INGEST_TRUSTED_PROXIES="10.0.0.0/33")  # type: ignore[call-arg]
+    with pytest.raises(ValueError, match="INGEST_TRUST_FORWARDED_FOR was removed"):
+        IngestSettings(INGEST_TRUST_FORWARDED_FOR="true")  # type: ignore[call-arg]
+    assert IngestSettings(INGEST_TRUSTED_PROXIES="10.0.0.0/8, 192.168.1.7").proxies == proxy_networks(  # type: ignore[call-arg]
+        "10.0.0.0/8,192.168.1.7")

@@ -20,6 +20,7 @@ from scoring.settings import ScoringSettings
 from scoring.store import ResponseEvent, ResponseStore
 from scoring.tables import SCHEMA, consumer_offsets
 
+TOKEN = "scoring-test-token"
 NOW = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0)
 
 
@@ -53,8 +54,10 @@ async def api(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
     records = [Record("r", 0, i, b"k", e, (), 0) for i, e in enumerate(events)]
     await handler.handle(TopicPartition("r", 0), records, len(records))
     await engine.dispose()
-    app, _ = build_app(ScoringSettings(database_url=database_url, segment_properties="plan"))
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://scoring") as client:
+    app, _ = build_app(ScoringSettings(database_url=database_url, segment_properties="plan",
+                                       SCORING_API_TOKENS=f"old-token, {TOKEN}"))  # type: ignore[call-arg]
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://scoring",
+                                 headers={"Authorization": f"Bearer {TOKEN}"}) as client:
         yield client
     await app.state.engine.dispose()
 
@@ -139,3 +142,37 @@ async def test_bad_parameters_are_named(api: httpx.AsyncClient, path: str, needl
     response = await api.get(path)
     assert response.status_code == status
     assert needle in response.text
+
+
+@pytest.mark.parametrize("path", ["/v1/accounts/acme/scores", "/v1/accounts/acme/timeseries?metric=nps",
+                                  "/v1/segments/plan/scores", "/v1/scores", "/v1/responses?account_id=acme"])
+async def test_every_api_route_needs_a_token_and_health_stays_open(api: httpx.AsyncClient, path: str) -> None:
+    assert (await api.get(path)).status_code == 200
+    for header in ({"Authorization": ""}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic x"}):
+        refused = await api.get(path, headers=header)
+        assert refused.status_code == 401, (path, header)
+        assert refused.headers["www-authenticate"] == "Bearer"
+        assert "comment" not in refused.text
+    # During a rotation both tokens work.
+    assert (await api.get(path, headers={"Authorization": "Bearer old-token"})).status_code == 200
+    for open_path in ("/livez", "/metrics", "/openapi.json"):
+        assert (await api.get(open_path, headers={"Authorization": ""})).status_code == 200
+
+
+async def test_the_openapi_declares_the_token_on_every_data_route(api: httpx.AsyncClient) -> None:
+    spec = (await api.get("/openapi.json")).json()
+    assert spec["components"]["securitySchemes"]["ScoringToken"]["scheme"] == "bearer"
+    for path, operations in spec["paths"].items():
+        if path.startswith("/v1/"):
+            for operation in operations.values():
+                assert {"ScoringToken": []} in operation["security"], path
+                assert {"401", "503"} <= set(operation["responses"]), path
+
+
+async def test_without_tokens_the_api_is_off_not_open(database_url: str) -> None:
+    app, _ = build_app(ScoringSettings(database_url=database_url))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://scoring") as client:
+        off = await client.get("/v1/scores")
+    assert off.status_code == 503
+    assert "SCORING_API_TOKENS" in off.text
+    await app.state.engine.dispose()

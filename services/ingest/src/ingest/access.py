@@ -9,6 +9,7 @@ from fastapi import Depends, Header, HTTPException, Query, Request, Response, st
 
 from ingest.catalog import CatalogStore
 from ingest.domain.catalog import Survey, WriteKey
+from ingest.domain.client_address import client_address
 from ingest.protection import RateLimiter, origin_allowed, retry_after
 from ingest.settings import IngestSettings
 from pulse_shared.auth import bearer_guard
@@ -90,12 +91,10 @@ def _cors_headers(origin: str | None) -> dict[str, str]:
 
 
 def client_ip(request: Request, settings: IngestSettings) -> str:
-    """The caller's address: the first X-Forwarded-For hop when behind a trusted proxy, else the peer."""
-    if settings.trust_forwarded_for:
-        forwarded = request.headers.get("x-forwarded-for", "")
-        if forwarded:
-            return forwarded.split(",")[0].strip()[:64]
-    return request.client.host if request.client else "unknown"
+    """The caller's address: the right-most X-Forwarded-For address that is not a trusted proxy (when the peer
+    is one), else the peer."""
+    peer = request.client.host if request.client else "unknown"
+    return client_address(peer, request.headers.get("x-forwarded-for"), settings.proxies)
 
 
 #: Dependency: the admin token (INGEST_ADMIN_TOKEN) as a bearer token.

@@ -6,10 +6,12 @@ import asyncio
 import functools
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
 from aiokafka import ConsumerRecord
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
+from pulse_shared.auth import bearer_guard
 from pulse_shared.consumer import ConsumerRunner, RunnerConfig
 from pulse_shared.db import ping, service_engine
 from pulse_shared.events import RESPONSE_EVENTS, decode
@@ -24,6 +26,14 @@ from scoring.publisher import ScorePublisher
 from scoring.settings import ScoringSettings
 from scoring.store import ResponseEvent, ResponseStore, is_transient
 from scoring.tables import consumer_offsets
+
+#: Dependency: one of SCORING_API_TOKENS as a bearer token.
+reader = bearer_guard("SCORING_API_TOKENS", lambda request: request.app.state.tokens, scheme_name="ScoringToken",
+                      what="scoring")
+REFUSALS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Missing or wrong token (Authorization: Bearer <one of SCORING_API_TOKENS>)."},
+    503: {"description": "The API is off: SCORING_API_TOKENS is not set."},
+}
 
 
 def decode_response(message: ConsumerRecord) -> ResponseEvent:
@@ -74,6 +84,8 @@ def build_app(settings: ScoringSettings) -> tuple[FastAPI, Runtime]:
     app.state.engine = engine
     app.state.segments = settings.segments
     app.state.default_method = settings.nps_method
-    app.include_router(scores.router)
-    app.include_router(responses.router)
+    app.state.tokens = settings.tokens
+    # Every /v1 route serves customer data (comments, respondent ids): a bearer token, always.
+    for api in (scores.router, responses.router):
+        app.include_router(api, dependencies=[Depends(reader)], responses=REFUSALS)
     return app, runtime

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from pulse_shared.settings import ServiceSettings
 
@@ -23,6 +23,17 @@ class ScoringSettings(ServiceSettings):
         "all", validation_alias="SCORING_NPS_METHOD",
         description="Account score method: all answers in the window, or each respondent's latest answer.",
     )
+
+    api_tokens: str = Field(
+        "", validation_alias="SCORING_API_TOKENS", repr=False,
+        description="Comma-separated bearer tokens of the scoring API (several while rotating). Empty: the API is "
+        "off (503); it serves comments and respondent ids, so it is never open.",
+    )
+
+    @property
+    def tokens(self) -> tuple[SecretStr, ...]:
+        """The API tokens."""
+        return tuple(SecretStr(t.strip()) for t in self.api_tokens.split(",") if t.strip())
 
     @property
     def segments(self) -> tuple[str, ...]:
