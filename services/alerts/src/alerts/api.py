@@ -74,6 +74,8 @@ class AlertOut(BaseModel):
     created_at: datetime
     delivered_at: datetime | None
     facts: dict[str, Any]
+    handling: dict[str, Any] = Field(default_factory=dict,
+                                     description="Acknowledged by/at, assigned to/at, snoozed until (from Slack).")
 
 
 class AlertPage(BaseModel):
@@ -142,7 +144,8 @@ def router(engine: AsyncEngine) -> APIRouter:
             alerts=[AlertOut(alert_id=r.alert_id, rule=r.rule, severity=r.severity, account_id=r.account_id,
                              response_id=r.response_id, receiver=r.receiver, status=r.status, channel=r.channel,
                              slack_ts=r.slack_ts, attempts=r.attempts, last_error=r.last_error,
-                             created_at=r.created_at, delivered_at=r.delivered_at, facts=r.facts) for r in page],
+                             created_at=r.created_at, delivered_at=r.delivered_at, facts=r.facts,
+                             handling=r.handling or {}) for r in page],
             next_cursor=_encode_cursor(page[-1].created_at, page[-1].alert_id) if more and page else None,
         )
 

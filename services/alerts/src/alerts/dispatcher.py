@@ -29,7 +29,7 @@ from typing import Any
 from urllib.parse import quote
 
 from prometheus_client import Counter, Gauge, Histogram
-from sqlalchemy import Row, String, bindparam, case, cast, func, select, update
+from sqlalchemy import Row, String, and_, bindparam, case, cast, func, select, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -46,6 +46,7 @@ from alerts.domain.delivery import (
     next_action,
     read_back_window,
 )
+from alerts.domain.handling import Handling
 from alerts.domain.message import AccountContext, AlertFacts, render
 from alerts.pacing import ChannelBudget
 from alerts.slack import SlackClient, alert_metadata, find_alert
@@ -91,6 +92,7 @@ class AlertDispatcher:
         channel_interval_seconds: float = 1.0,
         read_back_margin_seconds: float = 120.0,
         crm_url_template: str | None = None,
+        interactive: bool = False,
         wakeup: Wakeup | None = None,
         idle_seconds: float = 5.0,
         clock: Callable[[], datetime] = utcnow,
@@ -112,6 +114,7 @@ class AlertDispatcher:
         self._retry_base = retry_base_seconds
         self._margin = read_back_margin_seconds
         self._crm_url = crm_url_template
+        self._interactive = interactive
         self.wakeup = wakeup or Wakeup()
         self._idle = idle_seconds
         self._clock = clock
@@ -245,7 +248,9 @@ class AlertDispatcher:
         if opens is not None:
             await self._release(row, at=opens, error=None, count=False, keep_error=True)
             return
-        text, blocks = render(facts, owner_mention=target.mention, context=self._context(row.account_id, account))
+        text, blocks = render(facts, owner_mention=target.mention, context=self._context(row.account_id, account),
+                              handling=Handling.model_validate(row.handling or {}),
+                              buttons_for=row.alert_id if self._interactive else None)
         if not await self._record_attempt(row, target):
             return  # the lease was taken over: the new holder decides
         try:
@@ -324,7 +329,9 @@ class AlertDispatcher:
         account = await read_snapshot(self._engine, row.account_id)
         mention = (f"<@{account.user_id}>" if row.receiver == "owner" and account.user_id
                    and account.dm_channel == row.channel else None)
-        text, blocks = render(facts, owner_mention=mention, context=self._context(row.account_id, account))
+        text, blocks = render(facts, owner_mention=mention, context=self._context(row.account_id, account),
+                              handling=Handling.model_validate(row.handling or {}),
+                              buttons_for=row.alert_id if self._interactive else None)
         result = await self._slack.update_message(row.channel, row.slack_ts, text, blocks,
                                                   metadata=alert_metadata(row.alert_id))
         outcome = after_call(result, channel=row.channel, attempts=row.attempts, max_attempts=self._max_attempts,
@@ -379,8 +386,11 @@ class AlertDispatcher:
         self._count(row, "sent", mine)
 
     async def _edited(self, row: Row[Any]) -> None:
+        # Sent only if neither the facts nor the handling changed while the edit was on its way.
+        current = and_(_digest(alerts.c.facts) == _digest(row.facts),
+                       alerts.c.handling_version == row.handling_version)
         await self._write(row, None, {
-            "status": case((_digest(alerts.c.facts) == _digest(row.facts), "sent"), else_="update_pending"),
+            "status": case((current, "sent"), else_="update_pending"),
             "attempt_digest": _digest(row.facts), "attempts": 0, "last_error": None, "next_attempt_at": func.now(),
         })
 

@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from alerts.api import router
 from alerts.config import AlertsConfig, load_config
 from alerts.dispatcher import AlertDispatcher
+from alerts.interactions import router as interactions_router
 from alerts.settings import AlertsSettings
 from alerts.slack import SlackClient
 from alerts.store import NOTIFY_CHANNEL, AlertInput, AlertStore
@@ -91,7 +92,7 @@ def build_app(settings: AlertsSettings, config: AlertsConfig | None = None) -> t
         lease_seconds=settings.lease_seconds, concurrency=settings.concurrency,
         retry_base_seconds=settings.retry_base_seconds, channel_interval_seconds=settings.channel_interval_seconds,
         read_back_margin_seconds=settings.read_back_margin_seconds, crm_url_template=settings.crm_url_template,
-        wakeup=wakeup,
+        interactive=settings.slack_signing_secret is not None, wakeup=wakeup,
     )
     database_url = settings.require_database_url()
 
@@ -124,4 +125,5 @@ def build_app(settings: AlertsSettings, config: AlertsConfig | None = None) -> t
     )
     app.state.settings = settings
     app.include_router(router(engine))
+    app.include_router(interactions_router(engine, wakeup))
     return app, runtime

@@ -27,6 +27,11 @@ class AlertsSettings(ServiceSettings):
         None, validation_alias="SLACK_BOT_TOKEN",
         description="Slack bot token (xoxb-...). Without it, alerts are written to the log.",
     )
+    slack_signing_secret: SecretStr | None = Field(
+        None, validation_alias="SLACK_SIGNING_SECRET",
+        description="The Slack app's signing secret: turns on the alert buttons (Acknowledge, Assign to me, Snooze "
+        "24 h) and verifies each click sent to POST /v1/slack/interactions.",
+    )
     slack_api_base_url: str = Field("https://slack.com/api", validation_alias="SLACK_API_BASE_URL")
     slack_default_channel: str | None = Field(
         None, validation_alias="SLACK_DEFAULT_CHANNEL",

@@ -39,6 +39,9 @@ alerts = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("delivered_at", DateTime(timezone=True)),
     Column("traceparent", Text),
+    #: What the team did in Slack (acknowledged, assigned, snoozed); the version grows with every change.
+    Column("handling", JSONB, nullable=False, server_default="{}"),
+    Column("handling_version", Integer, nullable=False, server_default="0"),
     UniqueConstraint("rule", "account_id", "response_id", "receiver", name="alerts_rule_response_receiver"),
 )
 
@@ -105,6 +108,17 @@ erased_respondents = Table(
     Column("account_id", Text, primary_key=True),
     Column("respondent_id", Text, primary_key=True),
     Column("erased_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+#: Clicks already applied (Slack's action_ts, action, user, message): a redelivered request changes nothing.
+slack_interactions = Table(
+    "slack_interactions",
+    metadata,
+    Column("key", Text, primary_key=True),
+    Column("alert_id", Text, nullable=False),
+    Column("action", Text, nullable=False),
+    Column("user_id", Text, nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
 consumer_offsets = offsets_table(metadata, SCHEMA)

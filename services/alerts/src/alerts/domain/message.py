@@ -9,11 +9,14 @@ and clipping never cuts an escape such as ``&amp;`` in half.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from alerts.domain.handling import Handling
 from pulse_shared.events import ScoreSummary
 
 MAX_BLOCKS = 50
@@ -29,6 +32,7 @@ SENTIMENT_LABEL = {"detractor": "Detractor", "passive": "Passive", "promoter": "
 CES_LABEL = {"dissatisfied": "Difficult", "neutral": "Neutral", "satisfied": "Easy"}
 SEVERITY_EMOJI = {"critical": ":red_circle:", "warning": ":large_orange_circle:", "info": ":large_blue_circle:"}
 PERSONAL = ("comment", "respondent_id", "respondent_email")
+USER = re.compile(r"[UW][A-Z0-9]{2,}")
 
 
 class AlertFacts(BaseModel):
@@ -174,9 +178,10 @@ def headline(facts: AlertFacts, context: AccountContext | None = None) -> str:
     return f"{prefix}: {name} gave {label} {facts.score}/{facts.scale_max}"
 
 
-def render(facts: AlertFacts, *, owner_mention: str | None, context: AccountContext | None = None
-           ) -> tuple[str, list[dict[str, Any]]]:
-    """The notification text and the blocks of an alert."""
+def render(facts: AlertFacts, *, owner_mention: str | None, context: AccountContext | None = None,
+           handling: Handling | None = None, buttons_for: str | None = None) -> tuple[str, list[dict[str, Any]]]:
+    """The notification text and the blocks of an alert; with ``buttons_for`` (its alert id, when Slack
+    interactivity is set up) the Acknowledge / Assign to me / Snooze 24 h buttons, and what was done so far."""
     title = headline(facts, context)
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": _plain_clip(title, MAX_HEADER), "emoji": True}},
@@ -193,10 +198,51 @@ def render(facts: AlertFacts, *, owner_mention: str | None, context: AccountCont
     if facts.response_id and facts.kind == "answer":
         context_bits.append(f"Response `{clip(escape(facts.response_id), 300)}` via {escape(facts.source)}")
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": t.strip()} for t in context_bits]})
+    tail = _handling_blocks(handling, buttons_for)
+    blocks = blocks[:MAX_BLOCKS - len(tail)] + tail
     text = clip(escape(title), MAX_TEXT)
     if facts.comment and facts.kind == "answer":
         text = clip(f"{escape(title)}: “{escape(facts.comment)}”", MAX_TEXT)
     return text, blocks[:MAX_BLOCKS]
+
+
+def _when(at: datetime) -> str:
+    """A time Slack shows in each reader's own time zone (with a UTC fallback)."""
+    return f"<!date^{int(at.timestamp())}^{{date_short_pretty}} {{time}}|{at.strftime('%Y-%m-%d %H:%M UTC')}>"
+
+
+def _who(user_id: str | None) -> str:
+    return f"<@{user_id}>" if user_id and USER.fullmatch(user_id) else "someone"
+
+
+def _handling_blocks(handling: Handling | None, alert_id: str | None) -> list[dict[str, Any]]:
+    done: list[str] = []
+    if handling is not None:
+        if handling.ack_at is not None:
+            done.append(f":white_check_mark: Acknowledged by {_who(handling.ack_by)} {_when(handling.ack_at)}")
+        if handling.assigned_at is not None:
+            done.append(f":bust_in_silhouette: Assigned to {_who(handling.assignee)} {_when(handling.assigned_at)}")
+        if handling.snoozed_until is not None:
+            done.append(f":zzz: Snoozed by {_who(handling.snoozed_by)} until {_when(handling.snoozed_until)}")
+    blocks: list[dict[str, Any]] = []
+    if done:
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": t} for t in done]})
+    if alert_id is not None:
+        buttons = []
+        if handling is None or handling.ack_at is None:
+            buttons.append(_button("pulse_ack", "Acknowledge", alert_id, style="primary"))
+        buttons.append(_button("pulse_assign", "Assign to me", alert_id))
+        buttons.append(_button("pulse_snooze", "Snooze 24 h", alert_id))
+        blocks.append({"type": "actions", "block_id": "pulse_actions", "elements": buttons})
+    return blocks
+
+
+def _button(action_id: str, label: str, alert_id: str, *, style: str | None = None) -> dict[str, Any]:
+    button: dict[str, Any] = {"type": "button", "action_id": action_id,
+                              "text": {"type": "plain_text", "text": label}, "value": alert_id[:2000]}
+    if style:
+        button["style"] = style
+    return button
 
 
 def _answer_blocks(facts: AlertFacts, context: AccountContext | None) -> list[dict[str, Any]]:
