@@ -70,6 +70,14 @@ def test_json_logs_carry_bound_context_and_extra_fields() -> None:
     assert (line["partition"], line["offset"], line["account_id"], line["level"]) == (2, 41, "acme", "info")
 
 
+def test_json_logs_leave_out_uvicorns_terminal_colour_copy() -> None:
+    record = logging.LogRecord("uvicorn.error", logging.INFO, __file__, 1, "Started server process [%d]", (7,), None)
+    record.color_message = "Started server process [\x1b[36m%d\x1b[0m]"
+    line = json.loads(JsonFormatter("alerts").format(record))
+    assert line["msg"] == "Started server process [7]"
+    assert "color_message" not in line
+
+
 def test_trace_context_is_continued_or_started() -> None:
     incoming = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
     assert parse_trace_id(continue_trace(incoming)) == "4bf92f3577b34da6a3ce929d0e0e4736"

@@ -14,6 +14,8 @@ _context: ContextVar[dict[str, Any] | None] = ContextVar("pulse_log_context", de
 
 _STANDARD_ATTRS = frozenset(
     vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys() | {"message", "asctime", "taskName"}
+    # uvicorn's copy of the message with terminal colour codes: noise (and escape bytes) in a JSON line.
+    | {"color_message"}
 )
 
 
