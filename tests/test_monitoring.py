@@ -16,7 +16,8 @@ PROMQL_FUNCTIONS = {"sum", "max", "min", "rate", "increase", "histogram_quantile
 
 
 def exported_metric_names() -> set[str]:
-    for module in ("pulse_shared.metrics", "alerts.dispatcher", "alerts.interactions", "crm_sync.dispatcher",
+    for module in ("pulse_shared.metrics", "alerts.dispatcher", "alerts.interactions", "alerts.escalation",
+                   "crm_sync.dispatcher",
                    "scoring.publisher"):
         importlib.import_module(module)
     names: set[str] = {"up"}

@@ -48,6 +48,19 @@ CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{6,}$")
 NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 
 
+DURATION = re.compile(r"^(\d+)(s|m|h|d)$")
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+DEFAULT_ESCALATE_AFTER = "4h"
+
+
+def duration_seconds(text: str) -> float:
+    """``90s``, ``30m``, ``4h``, ``1d`` as seconds; a clear error for anything else."""
+    match = DURATION.match(text.strip())
+    if match is None or int(match[1]) == 0:
+        raise ValueError(f"{text!r} is not a duration: use a positive number and s, m, h or d (like 4h)")
+    return float(int(match[1]) * DURATION_UNITS[match[2]])
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -123,8 +136,29 @@ class Route(_Strict):
     match: Match = Field(default_factory=Match)
     receivers: tuple[str, ...] | None = None
     channel: str | None = None
+    #: Where an alert nobody acknowledged goes after ``escalate_after``: a team channel or PagerDuty (inherited).
+    escalate_to: str | None = None
+    escalate_after: str | None = None
     continue_: bool = Field(False, alias="continue")
     routes: tuple[Route, ...] = ()
+
+    @field_validator("escalate_to")
+    @classmethod
+    def _escalate_to(cls, value: str | None) -> str | None:
+        if value is None or value == "pagerduty":
+            return value
+        kind, _, channel = value.partition(":")
+        if kind != "channel":
+            raise ValueError(f"escalate_to {value!r}: use 'pagerduty' or 'channel:<channel id>'")
+        check_channel(channel)
+        return value
+
+    @field_validator("escalate_after")
+    @classmethod
+    def _escalate_after(cls, value: str | None) -> str | None:
+        if value is not None:
+            duration_seconds(value)
+        return value
 
     @field_validator("receivers")
     @classmethod

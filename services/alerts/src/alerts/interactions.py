@@ -23,6 +23,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from alerts.domain.handling import ACTION_IDS, Handling, apply, check_signature
+from alerts.escalation import resolve_if_paged
 from alerts.store import NOTIFY, NOTIFY_CHANNEL
 from alerts.tables import alerts, slack_interactions
 from alerts.wakeup import Wakeup
@@ -124,6 +125,8 @@ async def _apply(engine: AsyncEngine, click: dict[str, Any]) -> int:
             handling=after.model_dump(mode="json"), handling_version=alerts.c.handling_version + 1,
             status="update_pending" if row.status in ("sent", "update_pending") else row.status,
             next_attempt_at=func.now(), updated_at=func.now()))
+        if click["action"] == "ack":
+            await resolve_if_paged(conn, click["alert_id"])
         await conn.execute(NOTIFY, {"channel": NOTIFY_CHANNEL})
     INTERACTIONS.labels(click["action"], "applied").inc()
     if click["action"] == "ack" and row.delivered_at is not None:

@@ -13,8 +13,9 @@ from aiokafka import ConsumerRecord, TopicPartition
 from fastapi import FastAPI
 
 from alerts.api import router
-from alerts.config import AlertsConfig, load_config
+from alerts.config import AlertsConfig, Route, load_config
 from alerts.dispatcher import AlertDispatcher
+from alerts.escalation import PagerDutySender, run_escalations
 from alerts.interactions import router as interactions_router
 from alerts.settings import AlertsSettings
 from alerts.slack import SlackClient
@@ -28,6 +29,7 @@ from pulse_shared.http import create_app
 from pulse_shared.offsets import DbOffsetStore
 from pulse_shared.producer import EventProducer
 from pulse_shared.runtime import Runtime, Worker
+from pulse_shared.settings import ConfigError
 from pulse_shared.transactional import TransactionalHandler
 
 log = logging.getLogger(__name__)
@@ -47,6 +49,10 @@ class WakingHandler:
         await self._handler.handle(tp, records, next_offset)
         if self._store.wrote_alerts:
             self._wakeup.notify()
+
+
+def _pages(node: Route) -> bool:
+    return node.escalate_to == "pagerduty" or any(_pages(child) for child in node.routes)
 
 
 def build_app(settings: AlertsSettings, config: AlertsConfig | None = None) -> tuple[FastAPI, Runtime]:
@@ -95,6 +101,11 @@ def build_app(settings: AlertsSettings, config: AlertsConfig | None = None) -> t
         interactive=settings.slack_signing_secret is not None, wakeup=wakeup,
     )
     database_url = settings.require_database_url()
+    if _pages(config.routes) and settings.pagerduty_routing_key is None:
+        raise ConfigError("a route escalates to pagerduty: set PAGERDUTY_ROUTING_KEY (the Events API v2 key)")
+    pagerduty = (PagerDutySender(dispatch_engine, url=settings.pagerduty_events_url,
+                                 routing_key=settings.pagerduty_routing_key.get_secret_value())
+                 if settings.pagerduty_routing_key else None)
 
     @asynccontextmanager
     async def resources(_stop: asyncio.Event) -> AsyncIterator[Sequence[Worker]]:
@@ -109,10 +120,15 @@ def build_app(settings: AlertsSettings, config: AlertsConfig | None = None) -> t
                 Worker("alerts-consumer", runner.run),
                 Worker("slack-dispatcher", dispatcher.run),
                 Worker("alerts-wakeup", lambda stop: wakeup.listen(stop, database_url, NOTIFY_CHANNEL)),
+                Worker("alerts-escalations", functools.partial(
+                    run_escalations, engine=dispatch_engine, sender=pagerduty,
+                    interval=settings.escalation_check_seconds)),
             ]
         finally:
             if slack is not None:
                 await slack.close()
+            if pagerduty is not None:
+                await pagerduty.close()
             await producer.stop()
             await engine.dispose()
             await dispatch_engine.dispose()

@@ -32,6 +32,16 @@ class AlertsSettings(ServiceSettings):
         description="The Slack app's signing secret: turns on the alert buttons (Acknowledge, Assign to me, Snooze "
         "24 h) and verifies each click sent to POST /v1/slack/interactions.",
     )
+    pagerduty_routing_key: SecretStr | None = Field(
+        None, validation_alias="PAGERDUTY_ROUTING_KEY",
+        description="Events API v2 integration key of the PagerDuty service that routes with escalate_to: pagerduty.",
+    )
+    pagerduty_events_url: str = Field("https://events.pagerduty.com/v2/enqueue",
+                                      validation_alias="PAGERDUTY_EVENTS_URL")
+    escalation_check_seconds: float = Field(
+        30.0, gt=0, validation_alias="ALERTS_ESCALATION_CHECK_SECONDS",
+        description="How often unacknowledged alerts are checked against their route's escalate_after.",
+    )
     slack_api_base_url: str = Field("https://slack.com/api", validation_alias="SLACK_API_BASE_URL")
     slack_default_channel: str | None = Field(
         None, validation_alias="SLACK_DEFAULT_CHANNEL",

@@ -204,6 +204,7 @@ class AlertStore:
                 "receiver": receiver.key, "fallback_channel": receiver.channel if receiver.kind == "owner" else None,
                 "severity": hit.severity, "facts": facts.model_dump(mode="json"), "traceparent": traceparent,
                 "revised_at": answer.revised_at, "next_attempt_at": _hold_until(due, held, self._hold),
+                "escalate_to": receiver.escalate_to, "escalate_after_s": int(receiver.escalate_after),
                 "held": held,
             })
         return rows
@@ -312,6 +313,7 @@ class AlertStore:
             "fallback_channel": receiver.channel if receiver.kind == "owner" else None,
             "severity": rule.severity, "facts": facts.model_dump(mode="json"), "traceparent": None,
             "revised_at": event.computed_at, "next_attempt_at": utcnow(),
+            "escalate_to": receiver.escalate_to, "escalate_after_s": int(receiver.escalate_after),
         } for receiver in route(self._config.routes, rule=rule.name, severity=rule.severity, labels=labels)]
 
     # --- owners and erasure -----------------------------------------------------------------------------------

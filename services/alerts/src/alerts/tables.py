@@ -42,6 +42,10 @@ alerts = Table(
     #: What the team did in Slack (acknowledged, assigned, snoozed); the version grows with every change.
     Column("handling", JSONB, nullable=False, server_default="{}"),
     Column("handling_version", Integer, nullable=False, server_default="0"),
+    #: Where the alert goes if nobody acknowledges it in time (channel:C... or pagerduty), and when it went.
+    Column("escalate_to", Text),
+    Column("escalate_after_s", Integer),
+    Column("escalated_at", DateTime(timezone=True)),
     UniqueConstraint("rule", "account_id", "response_id", "receiver", name="alerts_rule_response_receiver"),
 )
 
@@ -119,6 +123,23 @@ slack_interactions = Table(
     Column("action", Text, nullable=False),
     Column("user_id", Text, nullable=False),
     Column("received_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+#: PagerDuty Events v2 to send (the outbox): a trigger when an alert escalates, a resolve when it is acknowledged.
+pagerduty_events = Table(
+    "pagerduty_events",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("dedup_key", Text, nullable=False),
+    Column("action", Text, nullable=False),
+    Column("body", JSONB, nullable=False),
+    Column("status", Text, nullable=False, server_default="pending"),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("lease_until", DateTime(timezone=True)),
+    Column("last_error", Text),
+    Column("sent_at", DateTime(timezone=True)),
+    UniqueConstraint("dedup_key", "action", name="pagerduty_events_once"),
 )
 
 consumer_offsets = offsets_table(metadata, SCHEMA)

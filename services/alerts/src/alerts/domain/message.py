@@ -64,6 +64,9 @@ class AlertFacts(BaseModel):
     withdrawn: bool = False
     #: The respondent was erased: personal fields are gone, and the message says why.
     erased: bool = False
+    #: An escalation: nobody acknowledged the alert (its id) within this many seconds.
+    escalated_from: str | None = None
+    escalated_after_s: int | None = None
 
 
 class AccountContext(BaseModel):
@@ -188,6 +191,10 @@ def render(facts: AlertFacts, *, owner_mention: str | None, context: AccountCont
     ]
     if facts.withdrawn:
         blocks.append(_section(":information_source: *The answer was changed and no longer fires this rule.*"))
+    if facts.escalated_from is not None:
+        hours = (facts.escalated_after_s or 0) / 3600
+        waited = f"{hours:g} h" if hours >= 1 else f"{(facts.escalated_after_s or 0) // 60} min"
+        blocks.append(_section(f":rotating_light: *Escalated:* nobody acknowledged this alert within {waited}."))
     if facts.kind == "drop":
         blocks.extend(_drop_blocks(facts, context))
     else:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from alerts.config import Match, Route
+from alerts.config import DEFAULT_ESCALATE_AFTER, Match, Route, duration_seconds
 from alerts.domain.rules import labels_match
 
 
@@ -15,6 +15,9 @@ class Receiver:
 
     kind: str  # "owner" | "channel"
     channel: str | None = None  # the channel, or an owner's fallback channel (None: SLACK_DEFAULT_CHANNEL)
+    #: Where the alert goes if nobody acknowledges it within ``escalate_after`` seconds (None: nowhere).
+    escalate_to: str | None = None
+    escalate_after: float = 4 * 3600.0
 
     @property
     def key(self) -> str:
@@ -30,25 +33,36 @@ def _matches(match: Match, rule: str, severity: str, labels: Mapping[str, str]) 
     return labels_match(match.labels, labels)
 
 
-def _walk(node: Route, receivers: tuple[str, ...], channel: str | None, rule: str, severity: str,
-          labels: Mapping[str, str]) -> list[tuple[tuple[str, ...], str | None]]:
-    receivers = node.receivers or receivers
-    channel = node.channel or channel
-    found: list[tuple[tuple[str, ...], str | None]] = []
+@dataclass(frozen=True)
+class _Inherited:
+    receivers: tuple[str, ...]
+    channel: str | None
+    escalate_to: str | None
+    escalate_after: str | None
+
+
+def _walk(node: Route, inherited: _Inherited, rule: str, severity: str,
+          labels: Mapping[str, str]) -> list[_Inherited]:
+    here = _Inherited(node.receivers or inherited.receivers, node.channel or inherited.channel,
+                      node.escalate_to or inherited.escalate_to, node.escalate_after or inherited.escalate_after)
+    found: list[_Inherited] = []
     for child in node.routes:
         if _matches(child.match, rule, severity, labels):
-            found.extend(_walk(child, receivers, channel, rule, severity, labels))
+            found.extend(_walk(child, here, rule, severity, labels))
             if not child.continue_:
                 break
-    return found or [(receivers, channel)]
+    return found or [here]
 
 
 def route(root: Route, *, rule: str, severity: str, labels: Mapping[str, str]) -> list[Receiver]:
-    """The receivers of an alert: the deepest matching routes' (first match wins unless ``continue``)."""
+    """The receivers of an alert: the deepest matching routes' (first match wins unless ``continue``), each
+    with the escalation its route says (channel, receivers, escalation: inherited down the tree)."""
     out: dict[str, Receiver] = {}
-    for receivers, channel in _walk(root, root.receivers or ("owner",), root.channel, rule, severity, labels):
-        for name in receivers:
-            receiver = (Receiver("owner", channel) if name == "owner"
-                        else Receiver("channel", name.partition(":")[2]))
+    start = _Inherited(root.receivers or ("owner",), root.channel, root.escalate_to, root.escalate_after)
+    for node in _walk(root, start, rule, severity, labels):
+        after = duration_seconds(node.escalate_after or DEFAULT_ESCALATE_AFTER)
+        for name in node.receivers:
+            receiver = (Receiver("owner", node.channel, node.escalate_to, after) if name == "owner"
+                        else Receiver("channel", name.partition(":")[2], node.escalate_to, after))
             out.setdefault(receiver.key, receiver)
     return list(out.values())
