@@ -53,7 +53,6 @@ def upgrade() -> None:
                                           server_default=sa.func.now()), schema=S)
     op.add_column("crm_writes", sa.Column("lease_token", UUID(as_uuid=False)), schema=S)
     op.add_column("crm_writes", sa.Column("reconcile_id", sa.BigInteger), schema=S)
-    op.add_column("crm_writes", sa.Column("match_tried", sa.Text), schema=S)
     op.execute(f"UPDATE {S}.crm_writes SET status = 'synced' WHERE status = 'pending' AND version <= written_version")
     op.drop_index("crm_writes_due", "crm_writes", schema=S)
     op.create_index("crm_writes_due", "crm_writes", ["connector", "next_attempt_at"], schema=S,
@@ -113,6 +112,6 @@ def downgrade() -> None:
                   "account_state"):
         op.drop_table(table, schema=S)
     op.drop_index("crm_writes_status", "crm_writes", schema=S)
-    for column in ("match_tried", "reconcile_id", "lease_token", "status_since", "reason", "sent", "id"):
+    for column in ("reconcile_id", "lease_token", "status_since", "reason", "sent", "id"):
         op.drop_column("crm_writes", column, schema=S)
 
