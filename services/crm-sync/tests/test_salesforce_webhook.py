@@ -146,6 +146,21 @@ async def test_accounts_none_holds_are_unmatched_or_created_when_allowed(
     assert upsert.path.endswith(f"/composite/sobjects/Account/{salesforce.external_id_field}")
 
 
+async def test_a_300_answer_is_a_dead_letter_and_not_retried(harness: Harness, salesforce: FakeSalesforce) -> None:
+    connectors_of(harness, ["salesforce"])
+    await harness.feed(score_event("twice", 1))
+    writer = sf_writer(harness, salesforce, create_accounts=True)
+    await writer.prepare()
+    salesforce.fail_next("multiple_choices", operation="upsert")
+    await writer.cycle()
+    row = (await harness.rows())["twice"]
+    assert (row.status, row.reason) == ("failed", "ambiguous_match")
+    upserts = len(salesforce.calls_of("upsert"))
+    harness.clock.advance(3600)
+    await writer.cycle()
+    assert len(salesforce.calls_of("upsert")) == upserts, "a 300 was retried"
+
+
 async def test_salesforce_owners_are_read_with_soql(harness: Harness, salesforce: FakeSalesforce) -> None:
     connectors_of(harness, ["salesforce"])
     salesforce.users["005A"] = {"Email": "jane@example.com", "Name": "Jane Doe"}

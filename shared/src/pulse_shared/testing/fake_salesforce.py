@@ -13,8 +13,9 @@ checks the documented request shapes (integrations.md).
 Accounts are kept by Id (``001...``) with their fields. Violations (no bearer token, more than 200 records,
 duplicate ids, a field that does not exist, a record without ``attributes.type``) are answered as Salesforce
 answers them and recorded in :attr:`FakeSalesforce.violations`. Scripts for the next calls:
-``expire_token`` (401 ``INVALID_SESSION_ID`` until a new token is fetched), ``request_limit`` (403
-``REQUEST_LIMIT_EXCEEDED``), ``server_error`` (500); per-record errors with :meth:`record_errors`.
+``request_limit`` (403 ``REQUEST_LIMIT_EXCEEDED``), ``multiple_choices`` (300, as an upsert by external id
+answers when several records hold the id), ``server_error`` (500); :meth:`expire_tokens` (401
+``INVALID_SESSION_ID`` until a new token is fetched); per-record errors with :meth:`record_errors`.
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ class FakeSalesforce:
     violations: list[str] = field(default_factory=list)
     tokens_issued: int = 0
     _valid_tokens: set[str] = field(default_factory=set)
-    _script: deque[str] = field(default_factory=deque)
+    _script: dict[str, deque[str]] = field(default_factory=dict)
     _record_errors: dict[str, deque[str]] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -96,10 +97,11 @@ class FakeSalesforce:
         assert len(found) <= 1, f"{len(found)} accounts hold {external_id}"
         return found[0] if found else None
 
-    def fail_next(self, error: str, times: int = 1) -> None:
-        """Answer the next ``times`` data calls (not the token endpoint) with ``error``."""
+    def fail_next(self, error: str, times: int = 1, *, operation: str = "any") -> None:
+        """Answer the next ``times`` data calls of ``operation`` (``query``, ``update``, ``upsert``,
+        ``describe``, or ``any``; never the token endpoint) with ``error``."""
         with self._lock:
-            self._script.extend([error] * times)
+            self._script.setdefault(operation, deque()).extend([error] * times)
 
     def expire_tokens(self) -> None:
         """Every token issued so far is refused (401 INVALID_SESSION_ID) from now on."""
@@ -165,7 +167,8 @@ class FakeSalesforce:
             call = SalesforceCall(operation, request.url.path + ("?" + request.url.query if request.url.query else ""),
                                   body, time.monotonic())
             self.calls.append(call)
-            scripted = self._script.popleft() if self._script else None
+            queue = self._script.get(operation) or self._script.get("any")
+            scripted = queue.popleft() if queue else None
         header = request.headers.get("authorization", "")
         if not header.startswith("Bearer ") or header.removeprefix("Bearer ") not in self._valid_tokens:
             call.status = 401
@@ -173,6 +176,9 @@ class FakeSalesforce:
         if scripted == "request_limit":
             call.status = 403
             return _errors(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
+        if scripted == "multiple_choices":
+            call.status = 300
+            return _errors(300, "MULTIPLE_CHOICES", "more than one record matches the external id")
         if scripted == "server_error":
             call.status = 500
             return _errors(500, "UNKNOWN_EXCEPTION", "An unexpected error occurred.")
