@@ -9,12 +9,13 @@ from typing import Annotated, Any, ClassVar
 
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 from fastapi import Path as PathParam
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import and_, or_, select
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from alerts.store import upsert_owner_rows
-from alerts.tables import account_owners, alerts
+from alerts.tables import account_owners, alerts, silences
 from pulse_shared.auth import bearer_guard
 from pulse_shared.events import NulFree, utcnow
 
@@ -85,6 +86,44 @@ class AlertPage(BaseModel):
     next_cursor: str | None
 
 
+class SilenceIn(NulFree):
+    """Alerts to keep quiet: every matcher given must match; at least one is required."""
+
+    model_config = ConfigDict(extra="forbid")
+    nul_where: ClassVar[str] = "silence"
+
+    account_id: Annotated[str, Field(min_length=1, max_length=255)] | None = None
+    rule: Annotated[str, Field(min_length=1, max_length=100)] | None = None
+    labels: dict[Annotated[str, Field(min_length=1, max_length=100)], Annotated[str, Field(max_length=255)]] = Field(
+        default_factory=dict, description="Answer properties that must match, e.g. {\"plan\": \"enterprise\"}.")
+    starts_at: AwareDatetime | None = Field(None, description="Default: now.")
+    ends_at: AwareDatetime
+    author: Annotated[str, Field(min_length=1, max_length=255)]
+    comment: Annotated[str, Field(min_length=1, max_length=1000)]
+
+    @model_validator(mode="after")
+    def _sensible(self) -> SilenceIn:
+        if self.account_id is None and self.rule is None and not self.labels:
+            raise ValueError("a silence needs at least one matcher (account_id, rule or labels)")
+        if self.ends_at <= (self.starts_at or utcnow()):
+            raise ValueError("ends_at must be after starts_at (or after now)")
+        return self
+
+
+class SilenceOut(BaseModel):
+    """A silence as stored."""
+
+    id: int
+    account_id: str | None
+    rule: str | None
+    labels: dict[str, str]
+    starts_at: datetime
+    ends_at: datetime
+    author: str
+    comment: str
+    created_at: datetime
+
+
 AccountPath = Annotated[str, PathParam(min_length=1, max_length=255, description="The account id Pulse uses.")]
 
 
@@ -119,7 +158,7 @@ def router(engine: AsyncEngine) -> APIRouter:
     async def list_alerts(
         account_id: Annotated[str | None, Query(max_length=255)] = None,
         status_: Annotated[str | None, Query(alias="status", pattern="^(pending|sent|update_pending|failed|logged|"
-                                                                        "withdrawn)?$")] = None,
+                                                                        "withdrawn|silenced|suppressed)?$")] = None,
         rule: Annotated[str | None, Query(max_length=100)] = None,
         limit: Annotated[int, Query(ge=1, le=200)] = 50,
         cursor: Annotated[str | None, Query(max_length=500)] = None,
@@ -149,7 +188,43 @@ def router(engine: AsyncEngine) -> APIRouter:
             next_cursor=_encode_cursor(page[-1].created_at, page[-1].alert_id) if more and page else None,
         )
 
+    @api.post("/silences", summary="Silence alerts (by account, rule, labels) for a while", status_code=201,
+              response_model=SilenceOut, responses={422: {"description": "No matcher, or the end is not after the "
+                                                                          "start."}})
+    async def post_silence(silence: SilenceIn) -> SilenceOut:
+        """Matching alerts raised while it is active are stored as ``silenced`` (listed, never posted)."""
+        starts = silence.starts_at or utcnow()
+        async with engine.begin() as conn:
+            row = (await conn.execute(insert(silences).values(
+                account_id=silence.account_id, rule=silence.rule, labels=silence.labels, starts_at=starts,
+                ends_at=silence.ends_at, author=silence.author, comment=silence.comment).returning(silences))).one()
+        return _silence_out(row)
+
+    @api.get("/silences", summary="List silences (active ones by default)", response_model=list[SilenceOut])
+    async def list_silences(all_: Annotated[bool, Query(alias="all")] = False) -> list[SilenceOut]:
+        query = select(silences).order_by(silences.c.id.desc()).limit(500)
+        if not all_:
+            query = query.where(silences.c.ends_at > func.now())
+        async with engine.connect() as conn:
+            return [_silence_out(r) for r in await conn.execute(query)]
+
+    @api.delete("/silences/{silence_id}", summary="End a silence now", response_model=SilenceOut,
+                responses={404: {"description": "No silence has this id."}})
+    async def delete_silence(silence_id: Annotated[int, PathParam(ge=1)]) -> SilenceOut:
+        async with engine.begin() as conn:
+            row = (await conn.execute(update(silences).where(silences.c.id == silence_id).values(
+                ends_at=func.least(silences.c.ends_at, func.now())).returning(silences))).first()
+        if row is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no silence has id {silence_id}")
+        return _silence_out(row)
+
     return api
+
+
+def _silence_out(row: Any) -> SilenceOut:
+    return SilenceOut(id=row.id, account_id=row.account_id, rule=row.rule, labels=row.labels or {},
+                      starts_at=row.starts_at, ends_at=row.ends_at, author=row.author, comment=row.comment,
+                      created_at=row.created_at)
 
 
 def _encode_cursor(at: datetime, alert_id: str) -> str:

@@ -33,8 +33,10 @@ routes:
 from __future__ import annotations
 
 import re
+from datetime import time
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -130,6 +132,32 @@ class Match(_Strict):
     labels: dict[str, str] = Field(default_factory=dict)
 
 
+class QuietHoursConfig(_Strict):
+    """``{start: "20:00", end: "08:00", tz: Europe/Berlin}``: alerts raised in this daily window wait for its end."""
+
+    start: str
+    end: str
+    tz: str = "UTC"
+
+    @field_validator("start", "end")
+    @classmethod
+    def _clock(cls, value: str) -> str:
+        try:
+            time.fromisoformat(value)
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not a time of day (HH:MM)") from exc
+        return value
+
+    @field_validator("tz")
+    @classmethod
+    def _tz(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name such as Europe/Berlin)") from exc
+        return value
+
+
 class Route(_Strict):
     """A node of the route tree (as in Alertmanager): the first matching child wins unless ``continue``."""
 
@@ -139,6 +167,9 @@ class Route(_Strict):
     #: Where an alert nobody acknowledged goes after ``escalate_after``: a team channel or PagerDuty (inherited).
     escalate_to: str | None = None
     escalate_after: str | None = None
+    #: Alerts wait through this daily window (inherited); at most one post per (account, rule) per cooldown.
+    quiet_hours: QuietHoursConfig | None = None
+    cooldown: str | None = None
     continue_: bool = Field(False, alias="continue")
     routes: tuple[Route, ...] = ()
 
@@ -153,7 +184,7 @@ class Route(_Strict):
         check_channel(channel)
         return value
 
-    @field_validator("escalate_after")
+    @field_validator("escalate_after", "cooldown")
     @classmethod
     def _escalate_after(cls, value: str | None) -> str | None:
         if value is not None:

@@ -24,7 +24,7 @@ import asyncio
 import functools
 import logging
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -46,11 +46,13 @@ from alerts.domain.delivery import (
     next_action,
     read_back_window,
 )
+from alerts.domain.fatigue import Candidate, Post, QuietHours, Silence, Silenced, decide
+from alerts.domain.fatigue import Wait as QuietWait
 from alerts.domain.handling import Handling
 from alerts.domain.message import AccountContext, AlertFacts, render
 from alerts.pacing import ChannelBudget
 from alerts.slack import SlackClient, alert_metadata, find_alert
-from alerts.tables import alerts
+from alerts.tables import alerts, silences
 from alerts.targets import Snapshot, Target, TargetResolver, Unroutable, Wait, read_snapshot
 from alerts.wakeup import Wakeup
 from pulse_shared.db import is_transient
@@ -232,6 +234,8 @@ class AlertDispatcher:
     async def _post(self, row: Row[Any], facts: AlertFacts) -> None:
         assert self._slack is not None
         assert self._targets is not None
+        if not await self._may_post(row, facts):
+            return
         account = await read_snapshot(self._engine, row.account_id)
         target = await self._targets.resolve(row.receiver, row.fallback_channel, account)
         if isinstance(target, Wait):
@@ -359,6 +363,41 @@ class AlertDispatcher:
                                     "would_go_to": self._would_go_to(row, account), "alert": text,
                                     "comment": facts.comment})
         await self._settle(row, delivered="logged", outcome="logged")
+
+    async def _may_post(self, row: Row[Any], facts: AlertFacts) -> bool:
+        """Silences, quiet hours and the cooldown, decided before a first post (never before an edit)."""
+        now = self._clock()
+        candidate = Candidate(
+            row.account_id, row.rule, facts.labels,
+            quiet_hours=(QuietHours(time.fromisoformat(row.quiet_hours["start"]),
+                                    time.fromisoformat(row.quiet_hours["end"]), row.quiet_hours.get("tz", "UTC"))
+                         if row.quiet_hours else None),
+            cooldown=timedelta(seconds=row.cooldown_s) if row.cooldown_s else None)
+        s, a = silences.c, alerts.c
+        async with self._engine.connect() as conn:
+            active = [Silence(r.id, r.starts_at, r.ends_at, r.account_id, r.rule, r.labels or {})
+                      for r in await conn.execute(select(silences).where(s.ends_at > now, s.starts_at <= now))]
+            last = None
+            if candidate.cooldown is not None:
+                last = (await conn.execute(select(func.max(a.delivered_at)).where(
+                    a.account_id == row.account_id, a.rule == row.rule, a.receiver == row.receiver,
+                    a.alert_id != row.alert_id, a.status.in_(("sent", "update_pending"))))).scalar()
+        decision = decide(candidate, silences=active, last_posted_at=last, now=now)
+        if isinstance(decision, Post):
+            return True
+        if isinstance(decision, Silenced):
+            await self._finish(row, status="silenced", outcome="silenced", error=f"silence {decision.silence_id}")
+            log.info("alert silenced", extra={"alert_id": row.alert_id, "silence": decision.silence_id})
+        elif isinstance(decision, QuietWait):
+            await self._release(row, at=decision.until, error="quiet hours", count=False)
+            log.info("alert waits for the end of quiet hours", extra={"alert_id": row.alert_id,
+                                                                       "until": decision.until.isoformat()})
+        else:
+            await self._finish(row, status="suppressed", outcome="suppressed",
+                               error=f"cooldown: posted for this account and rule at "
+                                     f"{decision.last_posted_at.isoformat()}")
+            log.info("alert suppressed by its cooldown", extra={"alert_id": row.alert_id})
+        return False
 
     # --- row updates (all fenced by the lease token) ------------------------------------------------------
 

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from alerts.config import AlertsConfig, DropRule
 from alerts.domain.message import PERSONAL, AlertFacts, without_personal
-from alerts.domain.routing import route
+from alerts.domain.routing import Receiver, route
 from alerts.domain.rules import Answer, Fired, answer_labels, drop_transition, fired_for_answer, in_drop
 from alerts.tables import account_owners, accounts, alerts, drop_state, erased_respondents
 from pulse_shared.consumer import Record
@@ -47,6 +47,11 @@ def alert_id(rule: str, account_id: str, response_id: str, receiver: str = "owne
     """The alert's idempotency key: one alert per rule, response and receiver."""
     base = f"{rule}:{account_id}:{response_id}"
     return base if receiver == "owner" else f"{base}:{receiver}"
+
+
+def _fatigue_columns(receiver: Receiver) -> dict[str, Any]:
+    return {"quiet_hours": receiver.quiet_hours.model_dump() if receiver.quiet_hours else None,
+            "cooldown_s": int(receiver.cooldown) if receiver.cooldown else None}
 
 
 def _upsert_alerts_statement() -> Any:
@@ -205,6 +210,7 @@ class AlertStore:
                 "severity": hit.severity, "facts": facts.model_dump(mode="json"), "traceparent": traceparent,
                 "revised_at": answer.revised_at, "next_attempt_at": _hold_until(due, held, self._hold),
                 "escalate_to": receiver.escalate_to, "escalate_after_s": int(receiver.escalate_after),
+            **_fatigue_columns(receiver),
                 "held": held,
             })
         return rows
@@ -314,6 +320,7 @@ class AlertStore:
             "severity": rule.severity, "facts": facts.model_dump(mode="json"), "traceparent": None,
             "revised_at": event.computed_at, "next_attempt_at": utcnow(),
             "escalate_to": receiver.escalate_to, "escalate_after_s": int(receiver.escalate_after),
+            **_fatigue_columns(receiver),
         } for receiver in route(self._config.routes, rule=rule.name, severity=rule.severity, labels=labels)]
 
     # --- owners and erasure -----------------------------------------------------------------------------------

@@ -46,6 +46,9 @@ alerts = Table(
     Column("escalate_to", Text),
     Column("escalate_after_s", Integer),
     Column("escalated_at", DateTime(timezone=True)),
+    #: The route's quiet hours ({start, end, tz}) and cooldown per (account, rule), checked before posting.
+    Column("quiet_hours", JSONB),
+    Column("cooldown_s", Integer),
     UniqueConstraint("rule", "account_id", "response_id", "receiver", name="alerts_rule_response_receiver"),
 )
 
@@ -140,6 +143,21 @@ pagerduty_events = Table(
     Column("last_error", Text),
     Column("sent_at", DateTime(timezone=True)),
     UniqueConstraint("dedup_key", "action", name="pagerduty_events_once"),
+)
+
+#: Silences: alerts matching them (account, rule, labels) between start and end are stored, never posted.
+silences = Table(
+    "silences",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("account_id", Text),
+    Column("rule", Text),
+    Column("labels", JSONB, nullable=False, server_default="{}"),
+    Column("starts_at", DateTime(timezone=True), nullable=False),
+    Column("ends_at", DateTime(timezone=True), nullable=False),
+    Column("author", Text, nullable=False),
+    Column("comment", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
 consumer_offsets = offsets_table(metadata, SCHEMA)

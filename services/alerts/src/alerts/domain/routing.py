@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from alerts.config import DEFAULT_ESCALATE_AFTER, Match, Route, duration_seconds
+from alerts.config import DEFAULT_ESCALATE_AFTER, Match, QuietHoursConfig, Route, duration_seconds
 from alerts.domain.rules import labels_match
 
 
@@ -18,6 +18,8 @@ class Receiver:
     #: Where the alert goes if nobody acknowledges it within ``escalate_after`` seconds (None: nowhere).
     escalate_to: str | None = None
     escalate_after: float = 4 * 3600.0
+    quiet_hours: QuietHoursConfig | None = None
+    cooldown: float | None = None
 
     @property
     def key(self) -> str:
@@ -39,12 +41,15 @@ class _Inherited:
     channel: str | None
     escalate_to: str | None
     escalate_after: str | None
+    quiet_hours: QuietHoursConfig | None = None
+    cooldown: str | None = None
 
 
 def _walk(node: Route, inherited: _Inherited, rule: str, severity: str,
           labels: Mapping[str, str]) -> list[_Inherited]:
     here = _Inherited(node.receivers or inherited.receivers, node.channel or inherited.channel,
-                      node.escalate_to or inherited.escalate_to, node.escalate_after or inherited.escalate_after)
+                      node.escalate_to or inherited.escalate_to, node.escalate_after or inherited.escalate_after,
+                      node.quiet_hours or inherited.quiet_hours, node.cooldown or inherited.cooldown)
     found: list[_Inherited] = []
     for child in node.routes:
         if _matches(child.match, rule, severity, labels):
@@ -58,11 +63,13 @@ def route(root: Route, *, rule: str, severity: str, labels: Mapping[str, str]) -
     """The receivers of an alert: the deepest matching routes' (first match wins unless ``continue``), each
     with the escalation its route says (channel, receivers, escalation: inherited down the tree)."""
     out: dict[str, Receiver] = {}
-    start = _Inherited(root.receivers or ("owner",), root.channel, root.escalate_to, root.escalate_after)
+    start = _Inherited(root.receivers or ("owner",), root.channel, root.escalate_to, root.escalate_after,
+                       root.quiet_hours, root.cooldown)
     for node in _walk(root, start, rule, severity, labels):
         after = duration_seconds(node.escalate_after or DEFAULT_ESCALATE_AFTER)
+        cooldown = duration_seconds(node.cooldown) if node.cooldown else None
         for name in node.receivers:
-            receiver = (Receiver("owner", node.channel, node.escalate_to, after) if name == "owner"
-                        else Receiver("channel", name.partition(":")[2], node.escalate_to, after))
+            kind, channel = ("owner", node.channel) if name == "owner" else ("channel", name.partition(":")[2])
+            receiver = Receiver(kind, channel, node.escalate_to, after, node.quiet_hours, cooldown)
             out.setdefault(receiver.key, receiver)
     return list(out.values())
