@@ -167,3 +167,17 @@ async def settle_except_quiet(harness: Harness, d: object) -> None:
     await drain_until(d, quiet, what="everything but the quiet-hours alert to settle")  # type: ignore[arg-type]
 
 
+
+
+async def test_silences_hold_in_log_only_mode_too(harness: Harness, admin: httpx.AsyncClient,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    until = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    made = await admin.post("/v1/silences", json={"rule": "detractor", "ends_at": until, "author": "jane",
+                                                 "comment": "testing"})
+    assert made.status_code == 201
+    await harness.feed(answer("r1", 2, comment="Broken"))
+    d = dispatcher(harness, None)
+    with caplog.at_level("INFO"):
+        await settle(harness, d)
+    assert (await harness.row("detractor:acme:r1")).status == "silenced"
+    assert not any(r.getMessage().startswith("ALERT") for r in caplog.records)

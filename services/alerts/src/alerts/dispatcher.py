@@ -221,7 +221,9 @@ class AlertDispatcher:
         state = RowState(row.status, row.attempt_at, row.slack_ts, withdrawn=facts.withdrawn)
         action = next_action(state, slack_configured=self._slack is not None)
         if action == "log":
-            await self._log_only(row, facts)
+            # Silences, quiet hours and cooldowns hold in log-only mode too (what a laptop run shows is true).
+            if row.status == "update_pending" or await self._may_post(row, facts):
+                await self._log_only(row, facts)
         elif action == "update":
             await self._update(row, facts)
         elif action == "read_back":
