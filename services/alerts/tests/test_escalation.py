@@ -12,7 +12,7 @@ from test_interactions import ALERT, SECRET, Clicks, clicks
 
 from alerts.config import ConfigError, parse_config
 from alerts.domain.routing import route
-from alerts.escalation import PagerDutySender, escalate_due
+from alerts.escalation import PagerDutySender, count_open, escalate_due
 from alerts.slack import SlackClient
 from alerts_fixtures import Harness, answer, dispatcher, drain_until, settle
 from pulse_shared.testing.fake_pagerduty import FakePagerDuty
@@ -77,6 +77,15 @@ async def test_an_unacknowledged_alert_escalates_to_the_team_channel_once(
     assert "Escalated:* nobody acknowledged this alert within 4 h" in json.dumps(escalations[0][1].blocks)
     assert (await harness.row(ALERT)).escalated_at is not None
     assert fake_slack.violations == []
+
+
+async def test_open_unacknowledged_alerts_are_counted(harness: Harness, slack: SlackClient, fake_slack: FakeSlack,
+                                                      clicks: Clicks) -> None:
+    posted = await delivered(harness, slack, fake_slack)
+    assert await count_open(harness.engine, posted) == 1
+    assert await count_open(harness.engine, posted + timedelta(days=8)) == 0  # a week old: out of the count
+    await clicks.click("pulse_ack")
+    assert await count_open(harness.engine, posted) == 0
 
 
 async def test_an_acknowledged_or_snoozed_alert_does_not_escalate(

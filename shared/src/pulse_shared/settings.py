@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -75,6 +76,15 @@ class ServiceSettings(BaseSettings):
         if not self.database_url:
             raise ValueError("DATABASE_URL is required for this service")
         return self.database_url
+
+
+def check_timezone(value: str) -> str:
+    """An IANA time zone name (``Europe/Berlin``), or a clear error."""
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {value!r} (use an IANA name such as Europe/Berlin)") from exc
+    return value
 
 
 class ConfigError(ValueError):

@@ -36,12 +36,11 @@ import re
 from datetime import time
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from pulse_shared.settings import ConfigError
+from pulse_shared.settings import ConfigError, check_timezone
 
 Severity = Literal["info", "warning", "critical"]
 SurveyKind = Literal["nps", "csat", "ces"]
@@ -151,11 +150,7 @@ class QuietHoursConfig(_Strict):
     @field_validator("tz")
     @classmethod
     def _tz(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {value!r} (use an IANA name such as Europe/Berlin)") from exc
-        return value
+        return check_timezone(value)
 
 
 class Route(_Strict):

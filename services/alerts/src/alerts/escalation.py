@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 from sqlalchemy import cast, func, literal_column, or_, select, update
 from sqlalchemy.dialects.postgresql import TIMESTAMP, insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 ESCALATIONS = Counter("pulse_alerts_escalations_total", "Alerts escalated, by where they went.", ["to"])
 PAGERDUTY = Counter("pulse_alerts_pagerduty_events_total", "PagerDuty events by action and outcome.",
                     ["action", "outcome"])
+OPEN_UNACKED = Gauge("pulse_alerts_open_unacknowledged",
+                     "Alerts posted in the last 7 days that nobody acknowledged yet (escalation copies excluded).")
+OPEN_WINDOW = timedelta(days=7)
 PD_SEVERITY = {"critical": "critical", "warning": "warning", "info": "info"}
 BATCH = 200
 
@@ -73,6 +76,17 @@ async def escalate_due(engine: AsyncEngine, now: datetime) -> int:
         log.warning("alert escalated: nobody acknowledged it in time",
                     extra={"alert_id": row.alert_id, "to": row.escalate_to, "after_s": row.escalate_after_s})
     return len(rows)
+
+
+async def count_open(engine: AsyncEngine, now: datetime) -> int:
+    """Alerts posted in the week before ``now`` that nobody acknowledged (what a team lead looks at)."""
+    a = alerts.c
+    async with engine.connect() as conn:
+        count = (await conn.execute(select(func.count()).select_from(alerts).where(
+            a.status.in_(("sent", "update_pending")), a.delivered_at > now - OPEN_WINDOW,
+            a.handling["ack_at"].astext.is_(None), ~a.alert_id.endswith(":escalated")))).scalar()
+    OPEN_UNACKED.set(int(count or 0))
+    return int(count or 0)
 
 
 async def _to_channel(conn: AsyncConnection, row: Any) -> None:
@@ -179,6 +193,7 @@ async def run_escalations(stop: asyncio.Event, engine: AsyncEngine, sender: Page
     while not stop.is_set():
         try:
             await escalate_due(engine, clock())
+            await count_open(engine, clock())
             if sender is not None:
                 while await sender.send_due():
                     pass

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import re
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from crm_sync.connectors.webhook import signing_key
 from crm_sync.domain.properties import property_defs
-from pulse_shared.settings import ServiceSettings
+from pulse_shared.settings import ServiceSettings, check_timezone
 
 
 class CrmSyncSettings(ServiceSettings):
@@ -120,11 +119,7 @@ class CrmSyncSettings(ServiceSettings):
     @field_validator("hubspot_timezone")
     @classmethod
     def _timezone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {value!r} (use an IANA name such as Europe/Berlin)") from exc
-        return value
+        return check_timezone(value)
 
     @field_validator("hubspot_match_from")
     @classmethod
