@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 
-from crm_sync.cli_reconcile import arguments, reconcile_command, salesforce_fields_command
+from crm_sync.commands import arguments, reconcile_command, salesforce_fields_command
 from crm_sync.main import build_app
 from crm_sync.settings import CrmSyncSettings
 from crm_sync.tables import SCHEMA

@@ -51,6 +51,7 @@ PAUSED = Gauge("pulse_crm_connector_paused", "1 while the connector is paused (r
 WRITER = Gauge("pulse_crm_writer", "1 in the replica that is the connector's active writer.", ["connector"])
 
 RETRY_CEILING_SECONDS = 600.0
+GAUGE_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -90,12 +91,11 @@ class ConnectorWriter:
                                                          crm_writes.c.status == "pending"),
                                 lease_seconds=options.lease_seconds)
         self._next_owner_sync = 0.0
+        self._next_gauges = 0.0
         self.calls = 0
-        self.id = f"{uuid.uuid4().hex[:8]}"
+        self.id = uuid.uuid4().hex[:8]
         WRITER.labels(connector.name).set(0)
-        connector_gate = getattr(connector, "gate", None)
-        if connector_gate is not None:
-            connector.gate = self.gate  # type: ignore[attr-defined]
+        connector.gate = self.gate  # every call the connector makes waits at this writer's budget
 
     # --- pacing -------------------------------------------------------------------------------------------------
 
@@ -193,7 +193,10 @@ class ConnectorWriter:
                 if pause is not None:
                     await self._apply_pause(pause)
             await self.owners.publish()
-        await self.refresh_gauges()
+        if self._mono() >= self._next_gauges:
+            # A count over every row of the connector: every GAUGE_SECONDS, not on every flush.
+            await self.refresh_gauges()
+            self._next_gauges = self._mono() + GAUGE_SECONDS
         return written
 
     def owners_due_now(self) -> None:

@@ -100,6 +100,8 @@ class Connector(Protocol):
 
     name: str
     max_batch: int
+    #: Awaited before each call to the CRM; the writer sets it to its budget.
+    gate: Gate
 
     async def prepare(self) -> Schema:
         """Set-up before writing (the property group and properties); raises when the CRM cannot be reached."""

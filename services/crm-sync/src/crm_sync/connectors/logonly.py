@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from crm_sync.connectors.base import Owner, Pause, PendingWrite, Schema, WriteOutcome
+from crm_sync.connectors.base import Gate, Owner, Pause, PendingWrite, Schema, WriteOutcome
+from crm_sync.connectors.calls import no_gate
 
 log = logging.getLogger(__name__)
 
@@ -14,6 +15,9 @@ class LogConnector:
 
     name = "log"
     max_batch = 100
+
+    def __init__(self) -> None:
+        self.gate: Gate = no_gate
 
     async def prepare(self) -> Schema:
         """Nothing to prepare."""

@@ -41,7 +41,7 @@ from crm_sync.connectors.salesforce_answers import (
     record_outcomes,
     session_expired,
 )
-from crm_sync.domain.properties import property_defs, typed_value
+from crm_sync.domain.properties import property_defs, property_types, typed_value
 
 log = logging.getLogger(__name__)
 
@@ -92,8 +92,7 @@ class SalesforceConnector:
         self._client = httpx.AsyncClient(timeout=timeout)
         self._token: str | None = None
         self._instance: str | None = None
-        self._types = {d.name: d.type for d in property_defs(options.account_id_field,
-                                                             write_comments=options.write_comments)}
+        self._types = property_types()
         self._fields = field_map(options.fields, write_comments=options.write_comments)
         self.token_fetches = 0
 

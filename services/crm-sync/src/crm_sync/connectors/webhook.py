@@ -24,7 +24,7 @@ import httpx
 
 from crm_sync.connectors.base import Failure, Gate, Owner, Pause, PendingWrite, Schema, WriteOutcome
 from crm_sync.connectors.calls import OUTAGE_PAUSE, instrumented, no_gate, transport_failure
-from crm_sync.domain.properties import METRICS, PARTS, WINDOWS, property_defs, property_name, typed_value
+from crm_sync.domain.properties import METRICS, PARTS, WINDOWS, property_name, property_types, typed_value
 
 MESSAGE_TYPE = "pulse.account_scores.v1"
 RATE_LIMIT_PAUSE = 10.0
@@ -59,7 +59,7 @@ def sign(key: bytes, msg_id: str, timestamp: int, body: bytes) -> str:
 
 def payload(account_id: str, version: int, properties: dict[str, str], *, sent_at: datetime) -> dict[str, Any]:
     """The message for one account, from the flat properties Pulse keeps (typed, grouped by metric/window)."""
-    types = {d.name: d.type for d in property_defs("pulse_account_id", write_comments=True)}
+    types = property_types()
 
     def typed(name: str) -> Any:
         value = properties.get(name)

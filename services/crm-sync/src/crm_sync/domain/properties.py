@@ -11,6 +11,7 @@ score of 0); booleans are ``true``/``false``; times are milliseconds since the e
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -102,6 +103,13 @@ def property_defs(id_property: str, *, write_comments: bool) -> list[PropertyDef
         defs.append(PropertyDef(LAST_COMMENT, "Pulse last comment", "string", "textarea",
                                 "The comment of the account's last answer (personal data)."))
     return defs
+
+
+@functools.cache
+def property_types() -> dict[str, str]:
+    """Each property Pulse may write → its type (``number``, ``bool``, ``datetime``, ``enumeration``,
+    ``string``); the id property, whatever its name, is a string."""
+    return {d.name: d.type for d in property_defs("pulse_account_id", write_comments=True)}
 
 
 def _num(value: float | int | None) -> str:

@@ -1,4 +1,5 @@
-"""``python -m crm_sync reconcile [--connector NAME] [--dry-run]``: re-push, re-read owners, re-try unmatched.
+"""crm-sync's commands beside ``serve``: ``reconcile [--connector NAME] [--dry-run]`` (re-push, re-read owners,
+re-try unmatched) and ``salesforce-fields`` (the Account fields an admin creates).
 
 The run is marked in PostgreSQL; the connector's writer does the calls, paced by its budget. When a crm-sync
 replica is the writer, the command follows its progress; when none is (crm-sync is not running), the command
