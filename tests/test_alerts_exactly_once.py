@@ -14,12 +14,14 @@ import os
 import signal
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import pytest
 
 from pulse_shared.testing.fake_slack import SlackCall
 from pulse_shared.testing.processes import ServiceProcess
+from pulse_shared.testing.waiting import eventually as eventually_polled
 from tests.conftest import KEY, PlatformFactory
 from tests.test_walking_skeleton import eventually
 
@@ -174,3 +176,38 @@ async def test_row_24_an_erasure_edits_the_posted_alert_within_a_minute(platform
     [alert] = listed["alerts"]
     assert (alert["facts"]["comment"], alert["facts"]["respondent_id"], alert["facts"]["erased"]) == (None, None, True)
     assert len(slack.posts()) == 1
+
+
+async def test_a_burst_for_one_account_is_one_message_even_when_alerts_is_killed_at_the_post(
+    platform_factory: PlatformFactory, tmp_path: Path,
+) -> None:
+    config = tmp_path / "alerts.yaml"
+    config.write_text("routes:\n  receivers: [owner]\n  group_wait: 3s\n  group_interval: 5m\n", encoding="utf-8")
+    platform = platform_factory.start(("ingest", "alerts"), ALERTS_CONFIG_FILE=str(config), **ALERTS_ENV)
+    alerts = platform.services["alerts"]
+    slack = platform.slack
+    slack.users_by_email["csm@example.com"] = "U0CSM0001"
+    await set_owner(alerts, "acme-42", "csm@example.com")
+    slack.on_post = kill_on_post(alerts)
+    # Twenty detractors for one account within the group's wait (one message), then alerts dies at the post.
+    await submit(platform.ingest, [{"response_id": f"r{n:02d}", "survey_type": "nps", "score": n % 7,
+                                    "account_id": "acme-42", "comment": f"burst {n}", "respondent_id": f"u{n}"}
+                                   for n in range(20)])
+    await eventually(lambda: alerts.process is not None and alerts.process.poll() is not None,
+                     what="alerts to be killed by the fake")
+    slack.on_post = None
+    alerts.start()
+
+    async with httpx.AsyncClient(timeout=10) as client:
+        async def settled() -> bool:
+            page = (await client.get(f"{alerts.url}/v1/alerts", params={"account_id": "acme-42", "limit": 200},
+                                     headers={"Authorization": f"Bearer {ADMIN}"})).json()
+            statuses = sorted(a["status"] for a in page["alerts"])
+            return statuses == ["grouped"] * 19 + ["sent"]
+
+        await eventually_polled(settled, timeout=60, what="the group to settle as one sent message")
+    [(conversation, message)] = slack.messages_for_alert("detractor:acme-42:r00")
+    assert conversation == "D0CSM0001"
+    assert all(f"burst {n}" in str(message.blocks) for n in range(20))
+    assert len(slack.posts()) == 1
+    assert slack.violations == []

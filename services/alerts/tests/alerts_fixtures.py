@@ -7,13 +7,18 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
+import httpx
 import pytest
 from aiokafka import TopicPartition
+from fastapi import FastAPI
+from pydantic import SecretStr
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from alerts.api import router
 from alerts.config import AlertsConfig, parse_config
 from alerts.dispatcher import AlertDispatcher
 from alerts.slack import SlackClient
@@ -47,13 +52,15 @@ class Harness:
 
     def __init__(self, engine: AsyncEngine, config: AlertsConfig | None = None, hold: float = 0.0) -> None:
         self.engine = engine
+        #: The store's clock (None: the real one); tests set it to place answers in time.
+        self.now: datetime | None = None
         self.configure(config, hold)
         self.offset = 0
 
     def configure(self, config: AlertsConfig | str | None = None, hold: float = 0.0) -> None:
         if isinstance(config, str):
             config = parse_config(config)
-        self.store = AlertStore(config, hold_seconds=hold)
+        self.store = AlertStore(config, hold_seconds=hold, clock=lambda: self.now or datetime.now(UTC))
         self.handler = TransactionalHandler(self.engine, consumer_offsets, "alerts", self.store.apply, name="t",
                                             message="alerts recorded")
 
@@ -81,6 +88,17 @@ async def harness(database_url: str) -> AsyncIterator[Harness]:
     engine = create_engine(database_url, pool_size=8)
     yield Harness(engine)
     await engine.dispose()
+
+
+@pytest.fixture
+async def admin(harness: Harness) -> AsyncIterator[httpx.AsyncClient]:
+    """Alerts' admin API on the harness's database (bearer ``admin``)."""
+    app = FastAPI()
+    app.state.settings = SimpleNamespace(admin_token=SecretStr("admin"))
+    app.include_router(router(harness.engine))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://alerts",
+                                 headers={"Authorization": "Bearer admin"}) as client:
+        yield client
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
 """Alerts' component-test fixtures (defined in alerts_fixtures, shared by the test modules)."""
 
-from alerts_fixtures import harness, slack
+from alerts_fixtures import admin, harness, slack
 
-__all__ = ["harness", "slack"]
+__all__ = ["admin", "harness", "slack"]

@@ -3,16 +3,11 @@ through the dispatcher and the silences API."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, time, timedelta
-from types import SimpleNamespace
 
 import httpx
 import pytest
-from fastapi import FastAPI
-from pydantic import SecretStr
 
-from alerts.api import router
 from alerts.config import ConfigError, parse_config
 from alerts.domain.fatigue import Candidate, Post, QuietHours, Silence, Silenced, Suppressed, Wait, decide
 from alerts.domain.routing import route
@@ -80,16 +75,6 @@ routes:
                          ("cooldown: forever", "is not a duration")):
         with pytest.raises(ConfigError, match=message):
             parse_config(f"routes:\n  receivers: [owner]\n  {bad}\n")
-
-
-@pytest.fixture
-async def admin(harness: Harness) -> AsyncIterator[httpx.AsyncClient]:
-    app = FastAPI()
-    app.state.settings = SimpleNamespace(admin_token=SecretStr("admin"))
-    app.include_router(router(harness.engine))
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://alerts",
-                                 headers={"Authorization": "Bearer admin"}) as client:
-        yield client
 
 
 async def test_a_silenced_alert_is_stored_visible_and_never_posted(

@@ -58,6 +58,11 @@ class OwnerOut(BaseModel):
     changed_at: datetime | None
 
 
+STATUSES = ("pending", "sent", "update_pending", "failed", "logged", "withdrawn", "silenced", "suppressed",
+            "grouped")
+STATUS_PATTERN = f"^({'|'.join(STATUSES)})?$"
+
+
 class AlertOut(BaseModel):
     """One alert and its delivery state."""
 
@@ -77,6 +82,10 @@ class AlertOut(BaseModel):
     facts: dict[str, Any]
     handling: dict[str, Any] = Field(default_factory=dict,
                                      description="Acknowledged by/at, assigned to/at, snoozed until (from Slack).")
+    grouped_into: str | None = Field(None, description="For a grouped alert (status `grouped`): the alert whose "
+                                     "message lists it; channel, slack_ts and handling are that message's.")
+    escalate_to: str | None = Field(None, description="Where it goes if nobody acknowledges it in time.")
+    escalated_at: datetime | None = None
 
 
 class AlertPage(BaseModel):
@@ -157,8 +166,7 @@ def router(engine: AsyncEngine) -> APIRouter:
              responses={400: {"description": "The cursor is not one this API gave out."}})
     async def list_alerts(
         account_id: Annotated[str | None, Query(max_length=255)] = None,
-        status_: Annotated[str | None, Query(alias="status", pattern="^(pending|sent|update_pending|failed|logged|"
-                                                                        "withdrawn|silenced|suppressed)?$")] = None,
+        status_: Annotated[str | None, Query(alias="status", pattern=STATUS_PATTERN)] = None,
         rule: Annotated[str | None, Query(max_length=100)] = None,
         limit: Annotated[int, Query(ge=1, le=200)] = 50,
         cursor: Annotated[str | None, Query(max_length=500)] = None,
@@ -173,7 +181,11 @@ def router(engine: AsyncEngine) -> APIRouter:
         if cursor:
             at, last = _decode_cursor(cursor)
             conditions.append(or_(alerts.c.created_at < at, and_(alerts.c.created_at == at, alerts.c.alert_id < last)))
-        query = (select(alerts).where(*conditions).order_by(alerts.c.created_at.desc(), alerts.c.alert_id.desc())
+        leader = alerts.alias("leader")
+        query = (select(alerts, leader.c.channel.label("leader_channel"), leader.c.slack_ts.label("leader_ts"),
+                        leader.c.handling.label("leader_handling"))
+                 .outerjoin(leader, leader.c.alert_id == alerts.c.group_leader)
+                 .where(*conditions).order_by(alerts.c.created_at.desc(), alerts.c.alert_id.desc())
                  .limit(limit + 1))
         async with engine.connect() as conn:
             rows = (await conn.execute(query)).all()
@@ -181,10 +193,13 @@ def router(engine: AsyncEngine) -> APIRouter:
         more = len(rows) > limit
         return AlertPage(
             alerts=[AlertOut(alert_id=r.alert_id, rule=r.rule, severity=r.severity, account_id=r.account_id,
-                             response_id=r.response_id, receiver=r.receiver, status=r.status, channel=r.channel,
-                             slack_ts=r.slack_ts, attempts=r.attempts, last_error=r.last_error,
-                             created_at=r.created_at, delivered_at=r.delivered_at, facts=r.facts,
-                             handling=r.handling or {}) for r in page],
+                             response_id=r.response_id, receiver=r.receiver, status=r.status,
+                             channel=r.channel or r.leader_channel, slack_ts=r.slack_ts or r.leader_ts,
+                             attempts=r.attempts, last_error=r.last_error, created_at=r.created_at,
+                             delivered_at=r.delivered_at, facts=r.facts,
+                             handling=(r.leader_handling if r.group_leader else r.handling) or {},
+                             grouped_into=r.group_leader, escalate_to=r.escalate_to,
+                             escalated_at=r.escalated_at) for r in page],
             next_cursor=_encode_cursor(page[-1].created_at, page[-1].alert_id) if more and page else None,
         )
 

@@ -27,6 +27,8 @@ routes:
     - match: {rule: churn-words}
       receivers: [owner, "channel:C0CHURN01"]
       continue: true
+      group_wait: 30s          # alerts of one account and rule within 30 s: one message listing them
+      group_interval: 5m       # later ones edit that message until 5 min after it was posted
 ```
 """
 
@@ -52,6 +54,7 @@ NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 DURATION = re.compile(r"^(\d+)(s|m|h|d)$")
 DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 DEFAULT_ESCALATE_AFTER = "4h"
+DEFAULT_GROUP_INTERVAL = "5m"
 
 
 def duration_seconds(text: str) -> float:
@@ -165,6 +168,10 @@ class Route(_Strict):
     #: Alerts wait through this daily window (inherited); at most one post per (account, rule) per cooldown.
     quiet_hours: QuietHoursConfig | None = None
     cooldown: str | None = None
+    #: Alerts of one account and rule arriving within ``group_wait`` of the first go out as one message;
+    #: later ones join it (an edit) until ``group_interval`` after it was posted (inherited).
+    group_wait: str | None = None
+    group_interval: str | None = None
     continue_: bool = Field(False, alias="continue")
     routes: tuple[Route, ...] = ()
 
@@ -179,7 +186,7 @@ class Route(_Strict):
         check_channel(channel)
         return value
 
-    @field_validator("escalate_after", "cooldown")
+    @field_validator("escalate_after", "cooldown", "group_wait", "group_interval")
     @classmethod
     def _escalate_after(cls, value: str | None) -> str | None:
         if value is not None:

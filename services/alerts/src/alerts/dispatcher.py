@@ -78,6 +78,15 @@ def _digest(facts: Any) -> Any:
     return func.md5(cast(cast(facts, JSONB), String))
 
 
+#: What a message shows, as stored: the alert's facts and the version of its group (members joined, changed).
+SHOWN = alerts.c.facts.op("||")(func.jsonb_build_object("group_version", alerts.c.group_version))
+
+
+def _shown(row: Row[Any]) -> dict[str, Any]:
+    """What the message rendered for ``row`` (as claimed) shows, comparable with :data:`SHOWN`."""
+    return {**row.facts, "group_version": row.group_version}
+
+
 class AlertDispatcher:
     """Drains the alerts outbox."""
 
@@ -127,11 +136,13 @@ class AlertDispatcher:
             attempt_at=func.now(), attempt_channel=bindparam("w_channel"),
             attempt_digest=_digest(bindparam("w_facts", type_=JSONB))).returning(alerts.c.alert_id))
         self._delivered_stmt = (update(alerts).where(mine).values(
-            status=case((_digest(alerts.c.facts) == alerts.c.attempt_digest, "sent"), else_="update_pending"),
+            status=case((_digest(SHOWN) == alerts.c.attempt_digest, "sent"), else_="update_pending"),
             slack_ts=bindparam("w_ts"), channel=bindparam("w_channel"), attempts=0, last_error=None,
             delivered_at=func.coalesce(alerts.c.delivered_at, func.now()), next_attempt_at=func.now(),
             lease_until=None, lease_token=None, updated_at=func.now()).returning(alerts.c.alert_id))
         due = func.greatest(alerts.c.next_attempt_at, func.coalesce(alerts.c.lease_until, alerts.c.next_attempt_at))
+        self._members_stmt = (select(alerts.c.facts).where(alerts.c.group_leader == bindparam("leader"))
+                              .order_by(alerts.c.created_at, alerts.c.alert_id))
         self._due_stmt = select(func.extract("epoch", func.min(due) - func.now()), func.count()).where(
             alerts.c.status.in_(PENDING))
 
@@ -218,22 +229,34 @@ class AlertDispatcher:
 
     async def _dispatch(self, row: Row[Any]) -> None:
         facts = AlertFacts.model_validate(row.facts)
-        state = RowState(row.status, row.attempt_at, row.slack_ts, withdrawn=facts.withdrawn)
+        members = await self._members(row, facts)
+        # A group goes out while any of its alerts still fires.
+        withdrawn = facts.withdrawn and all(m.withdrawn for m in members)
+        state = RowState(row.status, row.attempt_at, row.slack_ts, withdrawn=withdrawn)
         action = next_action(state, slack_configured=self._slack is not None)
         if action == "log":
             # Silences, quiet hours and cooldowns hold in log-only mode too (what a laptop run shows is true).
             if row.status == "update_pending" or await self._may_post(row, facts):
-                await self._log_only(row, facts)
+                await self._log_only(row, facts, members)
         elif action == "update":
-            await self._update(row, facts)
+            await self._update(row, facts, members)
         elif action == "read_back":
-            await self._read_back(row, facts)
+            await self._read_back(row, facts, members)
         elif action == "withdraw":
             await self._finish(row, status="withdrawn", outcome="withdrawn")
         else:
-            await self._post(row, facts)
+            await self._post(row, facts, members)
 
-    async def _post(self, row: Row[Any], facts: AlertFacts) -> None:
+    async def _members(self, row: Row[Any], facts: AlertFacts) -> list[AlertFacts]:
+        """The alerts grouped with this one (an escalation's copy lists its original's), oldest first."""
+        leader = facts.escalated_from or (row.alert_id if row.group_wait_s is not None else None)
+        if leader is None:
+            return []
+        async with self._engine.connect() as conn:
+            found = await conn.execute(self._members_stmt, {"leader": leader})
+            return [AlertFacts.model_validate(r.facts) for r in found]
+
+    async def _post(self, row: Row[Any], facts: AlertFacts, members: list[AlertFacts]) -> None:
         assert self._slack is not None
         assert self._targets is not None
         if not await self._may_post(row, facts):
@@ -256,7 +279,7 @@ class AlertDispatcher:
             return
         text, blocks = render(facts, owner_mention=target.mention, context=self._context(row.account_id, account),
                               handling=Handling.model_validate(row.handling or {}),
-                              buttons_for=row.alert_id if self._interactive else None)
+                              buttons_for=row.alert_id if self._interactive else None, members=members)
         if not await self._record_attempt(row, target):
             return  # the lease was taken over: the new holder decides
         try:
@@ -287,7 +310,7 @@ class AlertDispatcher:
             log.error("alert failed", extra={"alert_id": row.alert_id, "error": outcome.error,
                                              "outcome": outcome.outcome})
 
-    async def _read_back(self, row: Row[Any], facts: AlertFacts) -> None:
+    async def _read_back(self, row: Row[Any], facts: AlertFacts, members: list[AlertFacts]) -> None:
         assert self._slack is not None
         oldest = read_back_window(row.attempt_at, margin_seconds=self._margin)
         cursor: str | None = None
@@ -325,19 +348,19 @@ class AlertDispatcher:
             return
         if not await self._clear_attempt(row):
             return
-        if facts.withdrawn:
+        if facts.withdrawn and all(m.withdrawn for m in members):
             await self._finish(row, status="withdrawn", outcome="withdrawn")
             return
-        await self._post(row, facts)
+        await self._post(row, facts, members)
 
-    async def _update(self, row: Row[Any], facts: AlertFacts) -> None:
+    async def _update(self, row: Row[Any], facts: AlertFacts, members: list[AlertFacts]) -> None:
         assert self._slack is not None
         account = await read_snapshot(self._engine, row.account_id)
         mention = (f"<@{account.user_id}>" if row.receiver == "owner" and account.user_id
                    and account.dm_channel == row.channel else None)
         text, blocks = render(facts, owner_mention=mention, context=self._context(row.account_id, account),
                               handling=Handling.model_validate(row.handling or {}),
-                              buttons_for=row.alert_id if self._interactive else None)
+                              buttons_for=row.alert_id if self._interactive else None, members=members)
         result = await self._slack.update_message(row.channel, row.slack_ts, text, blocks,
                                                   metadata=alert_metadata(row.alert_id))
         outcome = after_call(result, channel=row.channel, attempts=row.attempts, max_attempts=self._max_attempts,
@@ -355,15 +378,16 @@ class AlertDispatcher:
             await self._finish(row, status="sent", outcome="update_failed", error=f"edit failed: {outcome.error}")
             log.error("alert message could not be edited", extra={"alert_id": row.alert_id, "error": outcome.error})
 
-    async def _log_only(self, row: Row[Any], facts: AlertFacts) -> None:
+    async def _log_only(self, row: Row[Any], facts: AlertFacts, members: list[AlertFacts]) -> None:
         account = await read_snapshot(self._engine, row.account_id)
-        text, _blocks = render(facts, owner_mention=None, context=self._context(row.account_id, account))
+        text, _blocks = render(facts, owner_mention=None, context=self._context(row.account_id, account),
+                               members=members)
         edit = row.status == "update_pending"
         message = ("ALERT UPDATED (Slack not configured: set SLACK_BOT_TOKEN to post it)" if edit
                    else "ALERT (Slack not configured: set SLACK_BOT_TOKEN to post it)")
         log.warning(message, extra={"alert_id": row.alert_id, "rule": row.rule, "receiver": row.receiver,
                                     "would_go_to": self._would_go_to(row, account), "alert": text,
-                                    "comment": facts.comment})
+                                    "comment": facts.comment, **({"grouped": 1 + len(members)} if members else {})})
         await self._settle(row, delivered="logged", outcome="logged")
 
     async def _may_post(self, row: Row[Any], facts: AlertFacts) -> bool:
@@ -409,7 +433,7 @@ class AlertDispatcher:
     async def _record_attempt(self, row: Row[Any], target: Target) -> bool:
         async with self._engine.begin() as conn:
             done = await conn.execute(self._attempt_stmt, {"w_id": row.alert_id, "w_token": row.lease_token,
-                                                           "w_channel": target.channel, "w_facts": row.facts})
+                                                           "w_channel": target.channel, "w_facts": _shown(row)})
             return done.first() is not None
 
     async def _clear_attempt(self, row: Row[Any]) -> bool:
@@ -428,17 +452,17 @@ class AlertDispatcher:
 
     async def _edited(self, row: Row[Any]) -> None:
         # Sent only if neither the facts nor the handling changed while the edit was on its way.
-        current = and_(_digest(alerts.c.facts) == _digest(row.facts),
+        current = and_(_digest(SHOWN) == _digest(_shown(row)),
                        alerts.c.handling_version == row.handling_version)
         await self._write(row, None, {
             "status": case((current, "sent"), else_="update_pending"),
-            "attempt_digest": _digest(row.facts), "attempts": 0, "last_error": None, "next_attempt_at": func.now(),
+            "attempt_digest": _digest(_shown(row)), "attempts": 0, "last_error": None, "next_attempt_at": func.now(),
         })
 
     async def _settle(self, row: Row[Any], *, delivered: str, outcome: str) -> None:
         await self._write(row, outcome, {
-            "status": case((_digest(alerts.c.facts) == _digest(row.facts), delivered), else_="update_pending"),
-            "attempt_digest": _digest(row.facts), "delivered_at": func.coalesce(alerts.c.delivered_at, func.now()),
+            "status": case((_digest(SHOWN) == _digest(_shown(row)), delivered), else_="update_pending"),
+            "attempt_digest": _digest(_shown(row)), "delivered_at": func.coalesce(alerts.c.delivered_at, func.now()),
             "next_attempt_at": func.now(),
         })
 

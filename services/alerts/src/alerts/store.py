@@ -13,15 +13,16 @@ A committed change wakes the dispatchers of every replica with ``NOTIFY``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, func, literal, or_, select, text, tuple_
+from sqlalchemy import and_, bindparam, case, func, literal, or_, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from alerts.config import AlertsConfig, DropRule
+from alerts.domain.grouping import OUT, WAITING, Join, Leader, place
 from alerts.domain.message import PERSONAL, AlertFacts, without_personal
 from alerts.domain.routing import Receiver, route
 from alerts.domain.rules import Answer, Fired, answer_labels, drop_transition, fired_for_answer, in_drop
@@ -51,7 +52,9 @@ def alert_id(rule: str, account_id: str, response_id: str, receiver: str = "owne
 
 def _fatigue_columns(receiver: Receiver) -> dict[str, Any]:
     return {"quiet_hours": receiver.quiet_hours.model_dump() if receiver.quiet_hours else None,
-            "cooldown_s": int(receiver.cooldown) if receiver.cooldown else None}
+            "cooldown_s": int(receiver.cooldown) if receiver.cooldown else None,
+            "group_wait_s": int(receiver.group_wait) if receiver.group_wait else None,
+            "group_interval_s": int(receiver.group_interval) if receiver.group_interval else None}
 
 
 def _upsert_alerts_statement() -> Any:
@@ -79,7 +82,21 @@ def _upsert_alerts_statement() -> Any:
         },
         where=and_(alerts.c.facts != ex.facts,
                    or_(alerts.c.revised_at.is_(None), alerts.c.revised_at <= ex.revised_at)),
-    ).returning(alerts.c.alert_id)
+    ).returning(alerts.c.alert_id, alerts.c.group_leader)
+
+
+def _bump_leaders_statement() -> Any:
+    """A member joined or changed: its leader's message is (re)rendered, as an edit once it is out."""
+    status = alerts.c.status
+    out = _one_of(status, DELIVERED)
+    return (
+        update(alerts).where(alerts.c.alert_id.in_(bindparam("leaders", expanding=True)))
+        .values(group_version=alerts.c.group_version + 1,
+                status=case((out, "update_pending"), (status == "withdrawn", "pending"), else_=status),
+                next_attempt_at=case((or_(out, status == "withdrawn"), func.now()), else_=alerts.c.next_attempt_at),
+                updated_at=func.now())
+        .returning(alerts.c.alert_id)
+    )
 
 
 def _upsert_account_labels_statement() -> Any:
@@ -108,12 +125,25 @@ def _one_of(column: Any, values: tuple[str, ...]) -> Any:
 
 
 UPSERT_ALERTS = _upsert_alerts_statement()
+BUMP_LEADERS = _bump_leaders_statement()
+KNOWN_ALERTS = select(alerts.c.alert_id, alerts.c.created_at, alerts.c.group_leader).where(
+    alerts.c.alert_id.in_(bindparam("ids", expanding=True)))
+#: The groups alerts could join: leaders of these (account, rule, receiver), newest first.
+GROUP_LEADERS = (
+    select(alerts.c.alert_id, alerts.c.account_id, alerts.c.rule, alerts.c.receiver, alerts.c.status,
+           alerts.c.delivered_at, alerts.c.group_interval_s)
+    .where(tuple_(alerts.c.account_id, alerts.c.rule, alerts.c.receiver).in_(bindparam("keys", expanding=True)),
+           alerts.c.group_wait_s.is_not(None), alerts.c.group_leader.is_(None),
+           alerts.c.status.in_((WAITING, *OUT)))
+    .order_by(alerts.c.created_at.desc(), alerts.c.alert_id.desc())
+)
 UPSERT_ACCOUNT_LABELS = _upsert_account_labels_statement()
 UPSERT_ACCOUNT_SCORES = _upsert_account_scores_statement()
 NOTIFY = text("SELECT pg_notify(:channel, '')")
 ALERTS_OF_RESPONSES = (
     select(alerts.c.alert_id, alerts.c.rule, alerts.c.account_id, alerts.c.response_id, alerts.c.facts,
-           alerts.c.status, alerts.c.revised_at, alerts.c.attempt_at, alerts.c.slack_ts)
+           alerts.c.status, alerts.c.revised_at, alerts.c.attempt_at, alerts.c.slack_ts, alerts.c.group_wait_s,
+           alerts.c.group_leader)
     .where(tuple_(alerts.c.account_id, alerts.c.response_id).in_(bindparam("keys", expanding=True)),
            alerts.c.status.notin_(("withdrawn", "failed")))
 )
@@ -125,8 +155,10 @@ ERASED_AMONG = select(erased_respondents.c.account_id, erased_respondents.c.resp
 class AlertStore:
     """Alerts' write path from the topics."""
 
-    def __init__(self, config: AlertsConfig | None = None, *, hold_seconds: float = 60.0) -> None:
+    def __init__(self, config: AlertsConfig | None = None, *, hold_seconds: float = 60.0,
+                 clock: Callable[[], datetime] = utcnow) -> None:
         self._config = config or AlertsConfig()
+        self._clock = clock
         self._hold = timedelta(seconds=hold_seconds)
         self._drop_rules = [r for r in self._config.rules if isinstance(r, DropRule)]
         #: Set when a batch wrote alert rows; the composition root wakes the local dispatcher after commit.
@@ -202,23 +234,60 @@ class AlertStore:
         held = hit.rule_type == "detractor" and not answer.comment and self._hold > timedelta(0)
         due = answer.revised_at + self._hold if held else answer.revised_at
         rows = []
+        next_attempt_at = _hold_until(due, held, self._hold, now=self._clock())
         for receiver in route(self._config.routes, rule=hit.rule, severity=hit.severity, labels=labels):
             rows.append({
                 "alert_id": alert_id(hit.rule, answer.account_id, answer.response_id, receiver.key),
                 "rule": hit.rule, "account_id": answer.account_id, "response_id": answer.response_id,
                 "receiver": receiver.key, "fallback_channel": receiver.channel if receiver.kind == "owner" else None,
                 "severity": hit.severity, "facts": facts.model_dump(mode="json"), "traceparent": traceparent,
-                "revised_at": answer.revised_at, "next_attempt_at": _hold_until(due, held, self._hold),
+                "revised_at": answer.revised_at, "next_attempt_at": next_attempt_at,
                 "escalate_to": receiver.escalate_to, "escalate_after_s": int(receiver.escalate_after),
-            **_fatigue_columns(receiver),
+                **_fatigue_columns(receiver),
                 "held": held,
             })
         return rows
 
     async def _upsert_alerts(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> int:
         # Executed with a list of parameter sets: one statement, built and compiled once, whatever the batch.
-        params = [{k: v for k, v in row.items() if k != "held"} for row in rows]
-        return len((await conn.execute(UPSERT_ALERTS, params)).all())
+        params = [{"status": "pending", "group_leader": None, **{k: v for k, v in row.items() if k != "held"}}
+                  for row in rows]
+        await self._place_in_groups(conn, [p for p in params if p["group_wait_s"]])
+        written = (await conn.execute(UPSERT_ALERTS, params)).all()
+        return len(written) + await self._bump(conn, {r.group_leader for r in written if r.group_leader})
+
+    async def _place_in_groups(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+        """New alerts on grouping routes join an open group of their account and rule, or lead a new one
+        (due after ``group_wait``); a revision of a leader keeps its wait, counted from its creation."""
+        if not rows:
+            return
+        now = self._clock()
+        known = {r.alert_id: r for r in await conn.execute(KNOWN_ALERTS, {"ids": [p["alert_id"] for p in rows]})}
+        keys = sorted({(p["account_id"], p["rule"], p["receiver"]) for p in rows})
+        leaders: dict[tuple[str, str, str], list[Leader]] = {}
+        for r in await conn.execute(GROUP_LEADERS, {"keys": keys}):
+            leaders.setdefault((r.account_id, r.rule, r.receiver), []).append(
+                Leader(r.alert_id, r.status, r.delivered_at, timedelta(seconds=r.group_interval_s or 0)))
+        for p in rows:
+            wait = timedelta(seconds=p["group_wait_s"])
+            existing = known.get(p["alert_id"])
+            if existing is not None:
+                if existing.group_leader is None:
+                    p["next_attempt_at"] = max(p["next_attempt_at"], existing.created_at + wait)
+                continue
+            key = (p["account_id"], p["rule"], p["receiver"])
+            placed = place(p["next_attempt_at"], group_wait=wait, leaders=leaders.get(key, []), now=now)
+            if isinstance(placed, Join):
+                p.update(status="grouped", group_leader=placed.leader_id)
+            else:
+                p["next_attempt_at"] = placed.due
+                # Later alerts of this batch join it.
+                leaders[key] = [Leader(p["alert_id"], WAITING, None, timedelta(0)), *leaders.get(key, [])]
+
+    async def _bump(self, conn: AsyncConnection, leaders: set[str]) -> int:
+        if not leaders:
+            return 0
+        return len((await conn.execute(BUMP_LEADERS, {"leaders": sorted(leaders)})).all())
 
     async def _withdraw(self, conn: AsyncConnection, answers: dict[tuple[str, str], Answer],
                         fired: dict[tuple[str, str], set[str]]) -> int:
@@ -226,6 +295,7 @@ class AlertStore:
         keys = list(answers)
         existing = (await conn.execute(ALERTS_OF_RESPONSES, {"keys": keys})).all()
         count = 0
+        leaders: set[str] = set()
         for row in existing:
             key = (row.account_id, row.response_id)
             answer = answers[key]
@@ -237,16 +307,20 @@ class AlertStore:
             if answer.comment is not None and "comment" in row.facts:
                 facts["comment"] = answer.comment
             in_doubt = row.attempt_at is not None and row.slack_ts is None
+            # A group's leader not posted yet stays with the dispatcher: its members may still go out.
+            leads = row.group_wait_s is not None and row.group_leader is None
             status = "update_pending" if row.status in DELIVERED else (
                 # A post in doubt stays with the dispatcher: read back, and edited if it was made.
-                "withdrawn" if row.status == "pending" and not in_doubt else row.status)
-            await conn.execute(
-                alerts.update().where(alerts.c.alert_id == row.alert_id)
-                .values(facts=facts, status=status, revised_at=answer.revised_at, next_attempt_at=func.now(),
-                        updated_at=func.now())
-            )
+                "withdrawn" if row.status == "pending" and not in_doubt and not leads else row.status)
+            values: dict[str, Any] = {"facts": facts, "status": status, "revised_at": answer.revised_at,
+                                      "updated_at": func.now()}
+            if not (leads and row.status == "pending"):
+                values["next_attempt_at"] = func.now()
+            await conn.execute(alerts.update().where(alerts.c.alert_id == row.alert_id).values(**values))
+            if row.group_leader:
+                leaders.add(row.group_leader)
             count += 1
-        return count
+        return count + await self._bump(conn, leaders)
 
     async def _erased(self, conn: AsyncConnection, answers: Any) -> set[tuple[str, str | None]]:
         pairs = {(a.account_id, a.respondent_id) for a in answers if a.respondent_id}
@@ -318,7 +392,7 @@ class AlertStore:
             "account_id": event.account_id, "response_id": response_id, "receiver": receiver.key,
             "fallback_channel": receiver.channel if receiver.kind == "owner" else None,
             "severity": rule.severity, "facts": facts.model_dump(mode="json"), "traceparent": None,
-            "revised_at": event.computed_at, "next_attempt_at": utcnow(),
+            "revised_at": event.computed_at, "next_attempt_at": self._clock(),
             "escalate_to": receiver.escalate_to, "escalate_after_s": int(receiver.escalate_after),
             **_fatigue_columns(receiver),
         } for receiver in route(self._config.routes, rule=rule.name, severity=rule.severity, labels=labels)]
@@ -350,9 +424,10 @@ class AlertStore:
                 next_attempt_at=case((alerts.c.status.in_(DELIVERED), func.now()), else_=alerts.c.next_attempt_at),
                 updated_at=func.now(),
             )
-            .returning(alerts.c.alert_id)
+            .returning(alerts.c.alert_id, alerts.c.group_leader)
         )
-        return len(done.all())
+        erased_rows = done.all()
+        return len(erased_rows) + await self._bump(conn, {r.group_leader for r in erased_rows if r.group_leader})
 
 
 async def upsert_owner_rows(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
@@ -370,11 +445,10 @@ def _labels_ok(rule: DropRule, labels: dict[str, str]) -> bool:
     return all(labels.get(k, "").casefold() == v.casefold() for k, v in rule.labels.items())
 
 
-def _hold_until(due: datetime, held: bool, hold: timedelta) -> datetime:
+def _hold_until(due: datetime, held: bool, hold: timedelta, *, now: datetime) -> datetime:
     """When a held alert is due: the hold counted from the answer's revision time, but never in the past
     (a late or replayed answer still gets its chance to be completed) nor longer than the hold from now
     (a client clock running ahead cannot delay it)."""
-    now = utcnow()
     if not held:
         return now
     return min(max(due, now), now + hold)

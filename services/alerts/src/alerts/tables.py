@@ -49,6 +49,12 @@ alerts = Table(
     #: The route's quiet hours ({start, end, tz}) and cooldown per (account, rule), checked before posting.
     Column("quiet_hours", JSONB),
     Column("cooldown_s", Integer),
+    #: Grouping (the route's group_wait and group_interval; NULL: not grouped). A member names its leader, whose
+    #: message lists the group; the leader's group_version grows whenever a member joins or changes.
+    Column("group_wait_s", Integer),
+    Column("group_interval_s", Integer),
+    Column("group_leader", Text),
+    Column("group_version", Integer, nullable=False, server_default="0"),
     UniqueConstraint("rule", "account_id", "response_id", "receiver", name="alerts_rule_response_receiver"),
 )
 

@@ -10,7 +10,7 @@ and clipping never cuts an escape such as ``&amp;`` in half.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
@@ -182,9 +182,14 @@ def headline(facts: AlertFacts, context: AccountContext | None = None) -> str:
 
 
 def render(facts: AlertFacts, *, owner_mention: str | None, context: AccountContext | None = None,
-           handling: Handling | None = None, buttons_for: str | None = None) -> tuple[str, list[dict[str, Any]]]:
+           handling: Handling | None = None, buttons_for: str | None = None,
+           members: Sequence[AlertFacts] = ()) -> tuple[str, list[dict[str, Any]]]:
     """The notification text and the blocks of an alert; with ``buttons_for`` (its alert id, when Slack
-    interactivity is set up) the Acknowledge / Assign to me / Snooze 24 h buttons, and what was done so far."""
+    interactivity is set up) the Acknowledge / Assign to me / Snooze 24 h buttons, and what was done so far.
+    With ``members`` (the alerts grouped with it, oldest first) one message lists the whole group."""
+    if members:
+        return _render_group((facts, *members), owner_mention=owner_mention, context=context, handling=handling,
+                             buttons_for=buttons_for)
     title = headline(facts, context)
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": _plain_clip(title, MAX_HEADER), "emoji": True}},
@@ -211,6 +216,80 @@ def render(facts: AlertFacts, *, owner_mention: str | None, context: AccountCont
     if facts.comment and facts.kind == "answer":
         text = clip(f"{escape(title)}: “{escape(facts.comment)}”", MAX_TEXT)
     return text, blocks[:MAX_BLOCKS]
+
+
+GROUP_NOUN = {"detractor": ("detractor answer", "detractor answers"),
+              "keywords": ("answer with watched words", "answers with watched words"),
+              "significant_drop": ("score drop", "score drops")}
+#: Items a group message lists in full (one section each); the rest are counted.
+MAX_GROUP_ITEMS = 30
+GROUP_COMMENT = 600
+
+
+def group_headline(items: Sequence[AlertFacts], context: AccountContext | None = None) -> str:
+    """``5 detractor answers: Acme Corp`` (the header and the notification text of a group)."""
+    first = items[0]
+    name = first.account_name or (context.name if context else None) or first.account_id
+    one, many = GROUP_NOUN.get(first.rule_type, ("alert", "alerts"))
+    return f"{len(items)} {one if len(items) == 1 else many}: {name}"
+
+
+def _render_group(items: Sequence[AlertFacts], *, owner_mention: str | None, context: AccountContext | None,
+                  handling: Handling | None, buttons_for: str | None) -> tuple[str, list[dict[str, Any]]]:
+    first = items[0]
+    title = group_headline(items, context)
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": _plain_clip(title, MAX_HEADER), "emoji": True}},
+    ]
+    if first.escalated_from is not None:
+        blocks.append(_section(":rotating_light: *Escalated:* nobody acknowledged these alerts in time."))
+    if all(item.withdrawn for item in items):
+        blocks.append(_section(":information_source: *The answers were changed and no longer fire this rule.*"))
+    fields = [_field(f"*Account*\n{_account_line(first, context)}")]
+    fields.extend(_segment_and_score(first, context))
+    blocks.append({"type": "section", "fields": fields})
+    tail = _handling_blocks(handling, buttons_for)
+    room = MAX_BLOCKS - len(blocks) - len(tail) - 2  # the context line, and the "more" line
+    shown = list(items[:min(MAX_GROUP_ITEMS, room)])
+    blocks.extend(_section(_group_item(item)) for item in shown)
+    if len(items) > len(shown):
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text":
+                       f"…and {len(items) - len(shown)} more: `GET /v1/alerts?account_id="
+                       f"{clip(escape(first.account_id), 200)}&rule={escape(first.rule)}` lists them all."}]})
+    context_bits = [f"{SEVERITY_EMOJI.get(first.severity, '')} Rule `{escape(first.rule)}` ({first.severity})"]
+    if owner_mention:
+        context_bits.append(f"Owner: {owner_mention}")
+    context_bits.append(f"{len(items)} alerts grouped")
+    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": t.strip()} for t in context_bits]})
+    blocks = blocks[:MAX_BLOCKS - len(tail)] + tail
+    latest = next((i for i in reversed(items) if i.comment and not i.withdrawn), None)
+    text = clip(escape(title), MAX_TEXT)
+    if latest is not None and latest.comment:
+        text = clip(f"{escape(title)}, latest: “{escape(latest.comment)}”", MAX_TEXT)
+    return text, blocks[:MAX_BLOCKS]
+
+
+def _group_item(facts: AlertFacts) -> str:
+    """One alert of a group: score and category (or the fall), who, the comment (clipped), the response."""
+    if facts.kind == "drop" and facts.drop is not None:
+        line = f"*{SCALE_LABEL.get(facts.drop.metric, facts.drop.metric.upper())}, {facts.drop.window}:* " + escape(
+            describe_summary(facts.drop))
+    else:
+        label = SCALE_LABEL.get(facts.survey_type or "", (facts.survey_type or "").upper())
+        who = facts.respondent_email or facts.respondent_id
+        respondent = clip(escape(who), 300) if who else ("_erased on request_" if facts.erased else "_anonymous_")
+        line = f"*{_category(facts)} · {label} {facts.score}/{facts.scale_max}* · {respondent}"
+        if facts.keywords:
+            line += " · " + ", ".join(f"`{escape(k)}`" for k in facts.keywords)
+        if facts.comment:
+            line += f"\n“{clip(escape(facts.comment), GROUP_COMMENT)}”"
+        else:
+            line += "\n_Comment erased on request._" if facts.erased else "\n_No comment yet._"
+        if facts.response_id:
+            line += f"\nResponse `{clip(escape(facts.response_id), 200)}` via {escape(facts.source)}"
+    if facts.withdrawn:
+        line = ":information_source: _Changed: no longer fires this rule._\n" + line
+    return line
 
 
 def _when(at: datetime) -> str:
@@ -262,6 +341,17 @@ def _answer_blocks(facts: AlertFacts, context: AccountContext | None) -> list[di
         _field(f"*Account*\n{_account_line(facts, context)}"),
         _field(f"*Respondent*\n{clip(respondent, 500)}"),
     ]
+    fields.extend(_segment_and_score(facts, context))
+    blocks: list[dict[str, Any]] = [{"type": "section", "fields": fields[:10]}]
+    if facts.keywords:
+        blocks.append(_section("*Keywords:* " + ", ".join(f"`{escape(k)}`" for k in facts.keywords)))
+    blocks.extend(_comment_blocks(facts, budget=MAX_BLOCKS - len(blocks) - 3))
+    return blocks
+
+
+def _segment_and_score(facts: AlertFacts, context: AccountContext | None) -> list[dict[str, Any]]:
+    """The account's segment labels and its current 90-day NPS, as fields."""
+    fields = []
     segment = {k: v for k, v in facts.labels.items() if k not in {"survey_type", "source", "account_name"}}
     if segment:
         fields.append(_field("*Segment*\n" + ", ".join(f"{escape(k)}: {escape(v)}" for k, v in
@@ -269,11 +359,7 @@ def _answer_blocks(facts: AlertFacts, context: AccountContext | None) -> list[di
     nps = _summary(context, "nps", "90d")
     if nps is not None:
         fields.append(_field(f"*Account NPS, 90 days*\n{escape(describe_summary(nps))}"))
-    blocks: list[dict[str, Any]] = [{"type": "section", "fields": fields[:10]}]
-    if facts.keywords:
-        blocks.append(_section("*Keywords:* " + ", ".join(f"`{escape(k)}`" for k in facts.keywords)))
-    blocks.extend(_comment_blocks(facts, budget=MAX_BLOCKS - len(blocks) - 3))
-    return blocks
+    return fields
 
 
 def _comment_blocks(facts: AlertFacts, *, budget: int) -> list[dict[str, Any]]:

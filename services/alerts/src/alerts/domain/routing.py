@@ -5,7 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from alerts.config import DEFAULT_ESCALATE_AFTER, Match, QuietHoursConfig, Route, duration_seconds
+from alerts.config import (
+    DEFAULT_ESCALATE_AFTER,
+    DEFAULT_GROUP_INTERVAL,
+    Match,
+    QuietHoursConfig,
+    Route,
+    duration_seconds,
+)
 from alerts.domain.rules import labels_match
 
 
@@ -20,6 +27,9 @@ class Receiver:
     escalate_after: float = 4 * 3600.0
     quiet_hours: QuietHoursConfig | None = None
     cooldown: float | None = None
+    #: Grouping per (account, rule): None when the route does not group.
+    group_wait: float | None = None
+    group_interval: float | None = None
 
     @property
     def key(self) -> str:
@@ -43,13 +53,16 @@ class _Inherited:
     escalate_after: str | None
     quiet_hours: QuietHoursConfig | None = None
     cooldown: str | None = None
+    group_wait: str | None = None
+    group_interval: str | None = None
 
 
 def _walk(node: Route, inherited: _Inherited, rule: str, severity: str,
           labels: Mapping[str, str]) -> list[_Inherited]:
     here = _Inherited(node.receivers or inherited.receivers, node.channel or inherited.channel,
                       node.escalate_to or inherited.escalate_to, node.escalate_after or inherited.escalate_after,
-                      node.quiet_hours or inherited.quiet_hours, node.cooldown or inherited.cooldown)
+                      node.quiet_hours or inherited.quiet_hours, node.cooldown or inherited.cooldown,
+                      node.group_wait or inherited.group_wait, node.group_interval or inherited.group_interval)
     found: list[_Inherited] = []
     for child in node.routes:
         if _matches(child.match, rule, severity, labels):
@@ -64,12 +77,14 @@ def route(root: Route, *, rule: str, severity: str, labels: Mapping[str, str]) -
     with the escalation its route says (channel, receivers, escalation: inherited down the tree)."""
     out: dict[str, Receiver] = {}
     start = _Inherited(root.receivers or ("owner",), root.channel, root.escalate_to, root.escalate_after,
-                       root.quiet_hours, root.cooldown)
+                       root.quiet_hours, root.cooldown, root.group_wait, root.group_interval)
     for node in _walk(root, start, rule, severity, labels):
         after = duration_seconds(node.escalate_after or DEFAULT_ESCALATE_AFTER)
         cooldown = duration_seconds(node.cooldown) if node.cooldown else None
+        wait = duration_seconds(node.group_wait) if node.group_wait else None
+        interval = duration_seconds(node.group_interval or DEFAULT_GROUP_INTERVAL) if wait else None
         for name in node.receivers:
             kind, channel = ("owner", node.channel) if name == "owner" else ("channel", name.partition(":")[2])
-            receiver = Receiver(kind, channel, node.escalate_to, after, node.quiet_hours, cooldown)
+            receiver = Receiver(kind, channel, node.escalate_to, after, node.quiet_hours, cooldown, wait, interval)
             out.setdefault(receiver.key, receiver)
     return list(out.values())
