@@ -79,6 +79,24 @@ async def test_an_unacknowledged_alert_escalates_to_the_team_channel_once(
     assert fake_slack.violations == []
 
 
+async def test_acknowledging_the_escalated_copy_acknowledges_the_alert_and_edits_both_messages(
+    harness: Harness, slack: SlackClient, fake_slack: FakeSlack, clicks: Clicks
+) -> None:
+    posted = await delivered(harness, slack, fake_slack)
+    assert await escalate_due(harness.engine, posted + timedelta(hours=4, seconds=5)) == 1
+    d = dispatcher(harness, slack, interactive=True, channel_interval_seconds=0.05)
+    await settle(harness, d)
+    assert (await clicks.click("pulse_ack", alert_id=f"{ALERT}:escalated", user="U0LEAD001")).status_code == 200
+    await settle(harness, d)
+    for alert_id in (ALERT, f"{ALERT}:escalated"):
+        assert (await harness.row(alert_id)).handling["ack_by"] == "U0LEAD001"
+        [(_c, message)] = fake_slack.messages_for_alert(alert_id)
+        assert message.edits == 1
+        assert "Acknowledged by <@U0LEAD001>" in json.dumps(message.blocks)
+        assert "pulse_ack" not in json.dumps(message.blocks)
+    assert await count_open(harness.engine, datetime.now(UTC)) == 0
+
+
 async def test_open_unacknowledged_alerts_are_counted(harness: Harness, slack: SlackClient, fake_slack: FakeSlack,
                                                       clicks: Clicks) -> None:
     posted = await delivered(harness, slack, fake_slack)

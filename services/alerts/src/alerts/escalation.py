@@ -43,6 +43,8 @@ PAGERDUTY = Counter("pulse_alerts_pagerduty_events_total", "PagerDuty events by 
 OPEN_UNACKED = Gauge("pulse_alerts_open_unacknowledged",
                      "Alerts posted in the last 7 days that nobody acknowledged yet (escalation copies excluded).")
 OPEN_WINDOW = timedelta(days=7)
+#: The id of an alert's escalation copy (the message posted to the team channel) is the alert's id with this.
+ESCALATED = ":escalated"
 PD_SEVERITY = {"critical": "critical", "warning": "warning", "info": "info"}
 BATCH = 200
 
@@ -84,7 +86,7 @@ async def count_open(engine: AsyncEngine, now: datetime) -> int:
     async with engine.connect() as conn:
         count = (await conn.execute(select(func.count()).select_from(alerts).where(
             a.status.in_(("sent", "update_pending")), a.delivered_at > now - OPEN_WINDOW,
-            a.handling["ack_at"].astext.is_(None), ~a.alert_id.endswith(":escalated")))).scalar()
+            a.handling["ack_at"].astext.is_(None), ~a.alert_id.endswith(ESCALATED)))).scalar()
     OPEN_UNACKED.set(int(count or 0))
     return int(count or 0)
 
@@ -92,7 +94,7 @@ async def count_open(engine: AsyncEngine, now: datetime) -> int:
 async def _to_channel(conn: AsyncConnection, row: Any) -> None:
     facts = {**row.facts, "escalated_from": row.alert_id, "escalated_after_s": row.escalate_after_s}
     await conn.execute(insert(alerts).values(
-        alert_id=f"{row.alert_id}:escalated", rule=row.rule, account_id=row.account_id,
+        alert_id=f"{row.alert_id}{ESCALATED}", rule=row.rule, account_id=row.account_id,
         response_id=row.response_id, receiver=row.escalate_to, severity=row.severity, facts=facts,
         traceparent=row.traceparent, next_attempt_at=func.now(),
     ).on_conflict_do_nothing())

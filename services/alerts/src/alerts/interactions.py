@@ -18,12 +18,12 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request, Response, status
 from prometheus_client import Counter, Histogram
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from alerts.domain.handling import ACTION_IDS, Handling, apply, check_signature
-from alerts.escalation import resolve_if_paged
+from alerts.escalation import ESCALATED, resolve_if_paged
 from alerts.store import NOTIFY, NOTIFY_CHANNEL
 from alerts.tables import alerts, slack_interactions
 from alerts.wakeup import Wakeup
@@ -110,8 +110,10 @@ async def _apply(engine: AsyncEngine, click: dict[str, Any]) -> int:
         if fresh is None:
             INTERACTIONS.labels(click["action"], "repeat").inc()
             return 0  # a redelivery: this click was applied already
+        # A click on an escalation's copy (in the team channel) handles the alert itself; both messages show it.
+        original = click["alert_id"].removesuffix(ESCALATED)
         row = (await conn.execute(select(alerts.c.handling, alerts.c.status, alerts.c.delivered_at)
-                                  .where(alerts.c.alert_id == click["alert_id"]).with_for_update())).first()
+                                  .where(alerts.c.alert_id == original).with_for_update())).first()
         if row is None:
             INTERACTIONS.labels(click["action"], "unknown_alert").inc()
             log.warning("click on an unknown alert", extra={"alert_id": click["alert_id"]})
@@ -121,12 +123,13 @@ async def _apply(engine: AsyncEngine, click: dict[str, Any]) -> int:
         if after is None:
             INTERACTIONS.labels(click["action"], "no_change").inc()
             return 0
-        await conn.execute(update(alerts).where(alerts.c.alert_id == click["alert_id"]).values(
+        out = alerts.c.status.in_(("sent", "update_pending"))
+        await conn.execute(update(alerts).where(alerts.c.alert_id.in_((original, f"{original}{ESCALATED}"))).values(
             handling=after.model_dump(mode="json"), handling_version=alerts.c.handling_version + 1,
-            status="update_pending" if row.status in ("sent", "update_pending") else row.status,
+            status=case((out, "update_pending"), else_=alerts.c.status),
             next_attempt_at=func.now(), updated_at=func.now()))
         if click["action"] == "ack":
-            await resolve_if_paged(conn, click["alert_id"])
+            await resolve_if_paged(conn, original)
         await conn.execute(NOTIFY, {"channel": NOTIFY_CHANNEL})
     INTERACTIONS.labels(click["action"], "applied").inc()
     if click["action"] == "ack" and row.delivered_at is not None:
