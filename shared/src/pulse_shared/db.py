@@ -30,24 +30,29 @@ def plain_database_url(url: str) -> str:
 
 
 def create_engine(url: str, *, pool_size: int = 10, command_timeout: float | None = None,
-                  connect_timeout: float = 10.0, pre_ping: bool = True) -> AsyncEngine:
+                  connect_timeout: float = 10.0, pre_ping: bool = True, max_overflow: int | None = None) -> AsyncEngine:
     """An async engine with a checked pool: dead connections are replaced before use (``pre_ping``, three
     round trips per checkout; a caller that retries every statement on transient errors may turn it off, as a
     dead connection then fails one attempt and invalidates the pool). ``command_timeout`` bounds each
-    statement (None: unbounded, for long maintenance commands)."""
+    statement (None: unbounded, for long maintenance commands). Overflow connections (``max_overflow``, by
+    default as many as the pool) are opened for a burst and closed after it."""
     return create_async_engine(
         async_database_url(url),
         pool_size=pool_size,
-        max_overflow=pool_size,
+        max_overflow=pool_size if max_overflow is None else max_overflow,
         pool_pre_ping=pre_ping,
         pool_recycle=1800,
         connect_args={"command_timeout": command_timeout, "timeout": connect_timeout},
     )
 
 
-def service_engine(settings: ServiceSettings, *, pre_ping: bool = True) -> AsyncEngine:
-    """The engine of a service's workers and API, sized and bounded by its settings."""
-    return create_engine(settings.require_database_url(), pool_size=settings.database_pool_size,
+def service_engine(settings: ServiceSettings, *, pre_ping: bool = True, pool_size: int | None = None,
+                   max_overflow: int | None = None) -> AsyncEngine:
+    """The engine of a service's workers and API, sized and bounded by its settings (``pool_size`` and
+    ``max_overflow`` for a worker under steady load: overflow connections opened and closed all the time cost a
+    new PostgreSQL backend each, so such a worker waits for a pooled connection instead)."""
+    return create_engine(settings.require_database_url(), pool_size=pool_size or settings.database_pool_size,
+                         max_overflow=max_overflow,
                          command_timeout=settings.database_command_timeout_seconds,
                          connect_timeout=settings.database_connect_timeout_seconds, pre_ping=pre_ping)
 

@@ -24,12 +24,13 @@ import asyncio
 import functools
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any
 from urllib.parse import quote
 
 from prometheus_client import Counter, Gauge, Histogram
-from sqlalchemy import Row, String, and_, bindparam, case, cast, func, select, update
+from sqlalchemy import DateTime, Row, String, Text, and_, bindparam, case, cast, func, literal, select, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -53,7 +54,16 @@ from alerts.domain.message import AccountContext, AlertFacts, render
 from alerts.pacing import ChannelBudget
 from alerts.slack import SlackClient, alert_metadata, find_alert
 from alerts.tables import alerts, silences
-from alerts.targets import Snapshot, Target, TargetResolver, Unroutable, Wait, read_snapshot
+from alerts.targets import (
+    Snapshot,
+    Target,
+    TargetResolver,
+    Unroutable,
+    Wait,
+    read_snapshot,
+    snapshot_of,
+    snapshot_query,
+)
 from alerts.wakeup import Wakeup
 from pulse_shared.db import is_transient
 from pulse_shared.events import ScoreSummary, utcnow
@@ -85,6 +95,30 @@ SHOWN = alerts.c.facts.op("||")(func.jsonb_build_object("group_version", alerts.
 def _shown(row: Row[Any]) -> dict[str, Any]:
     """What the message rendered for ``row`` (as claimed) shows, comparable with :data:`SHOWN`."""
     return {**row.facts, "group_version": row.group_version}
+
+
+@dataclass(frozen=True)
+class PostChecks:
+    """What the fatigue decision reads before a first post."""
+
+    silences: list[Silence]
+    last_posted_at: datetime | None
+
+
+def _post_snapshot_query() -> Any:
+    """The account snapshot with the active silences and the cooldown's last post riding along."""
+    s, prior = silences.c, alerts.alias("prior").c
+    now = bindparam("p_now", type_=DateTime(timezone=True))
+    active = (select(func.coalesce(func.jsonb_agg(func.jsonb_build_object(
+        "id", s.id, "starts_at", s.starts_at, "ends_at", s.ends_at, "account_id", s.account_id, "rule", s.rule,
+        "labels", s.labels)), cast(literal("[]"), JSONB)))
+        .where(s.ends_at > now, s.starts_at <= now).scalar_subquery().label("silences"))
+    last = (select(func.max(prior.delivered_at))
+            .where(prior.account_id == bindparam("s_account", type_=Text), prior.rule == bindparam("p_rule"),
+                   prior.receiver == bindparam("p_receiver"), prior.alert_id != bindparam("p_alert"),
+                   prior.status.in_(("sent", "update_pending")))
+            .scalar_subquery().label("last_posted"))
+    return snapshot_query(active, last)
 
 
 class AlertDispatcher:
@@ -141,6 +175,7 @@ class AlertDispatcher:
             delivered_at=func.coalesce(alerts.c.delivered_at, func.now()), next_attempt_at=func.now(),
             lease_until=None, lease_token=None, updated_at=func.now()).returning(alerts.c.alert_id))
         due = func.greatest(alerts.c.next_attempt_at, func.coalesce(alerts.c.lease_until, alerts.c.next_attempt_at))
+        self._post_snapshot = _post_snapshot_query()
         self._members_stmt = (select(alerts.c.facts).where(alerts.c.group_leader == bindparam("leader"))
                               .order_by(alerts.c.created_at, alerts.c.alert_id))
         self._due_stmt = select(func.extract("epoch", func.min(due) - func.now()), func.count()).where(
@@ -167,9 +202,10 @@ class AlertDispatcher:
                     task = asyncio.create_task(self._process(row))
                     inflight.add(task)
                     task.add_done_callback(functools.partial(self._done, inflight))
-                if rows:
-                    continue
-                wait = await self._seconds_until_due() if free > 0 else self._idle
+                if len(rows) == free and free > 0:
+                    continue  # a full claim: more may be due at once
+                # A short claim took everything due: no second claim, only when the next row falls due.
+                wait = await self._seconds_until_due() if free > len(rows) else self._idle
                 failures = 0
             except Exception as exc:
                 if not is_transient(exc):
@@ -236,8 +272,12 @@ class AlertDispatcher:
         action = next_action(state, slack_configured=self._slack is not None)
         if action == "log":
             # Silences, quiet hours and cooldowns hold in log-only mode too (what a laptop run shows is true).
-            if row.status == "update_pending" or await self._may_post(row, facts):
-                await self._log_only(row, facts, members)
+            if row.status == "update_pending":
+                await self._log_only(row, facts, members, await read_snapshot(self._engine, row.account_id))
+            else:
+                account, checks = await self._read_for_post(row)
+                if await self._may_post(row, facts, checks):
+                    await self._log_only(row, facts, members, account)
         elif action == "update":
             await self._update(row, facts, members)
         elif action == "read_back":
@@ -259,9 +299,9 @@ class AlertDispatcher:
     async def _post(self, row: Row[Any], facts: AlertFacts, members: list[AlertFacts]) -> None:
         assert self._slack is not None
         assert self._targets is not None
-        if not await self._may_post(row, facts):
+        account, checks = await self._read_for_post(row)
+        if not await self._may_post(row, facts, checks):
             return
-        account = await read_snapshot(self._engine, row.account_id)
         target = await self._targets.resolve(row.receiver, row.fallback_channel, account)
         if isinstance(target, Wait):
             ALERTS.labels(row.rule, "lookup_wait").inc()
@@ -378,8 +418,7 @@ class AlertDispatcher:
             await self._finish(row, status="sent", outcome="update_failed", error=f"edit failed: {outcome.error}")
             log.error("alert message could not be edited", extra={"alert_id": row.alert_id, "error": outcome.error})
 
-    async def _log_only(self, row: Row[Any], facts: AlertFacts, members: list[AlertFacts]) -> None:
-        account = await read_snapshot(self._engine, row.account_id)
+    async def _log_only(self, row: Row[Any], facts: AlertFacts, members: list[AlertFacts], account: Snapshot) -> None:
         text, _blocks = render(facts, owner_mention=None, context=self._context(row.account_id, account),
                                members=members)
         edit = row.status == "update_pending"
@@ -390,7 +429,18 @@ class AlertDispatcher:
                                     "comment": facts.comment, **({"grouped": 1 + len(members)} if members else {})})
         await self._settle(row, delivered="logged", outcome="logged")
 
-    async def _may_post(self, row: Row[Any], facts: AlertFacts) -> bool:
+    async def _read_for_post(self, row: Row[Any]) -> tuple[Snapshot, PostChecks]:
+        """The account snapshot, the active silences and the last post of this account, rule and receiver:
+        everything a first post needs, in one round trip."""
+        params = {"s_account": row.account_id, "p_now": self._clock(), "p_rule": row.rule,
+                  "p_receiver": row.receiver, "p_alert": row.alert_id}
+        async with self._engine.connect() as conn:
+            found = (await conn.execute(self._post_snapshot, params)).one()
+        active = [Silence(int(s["id"]), datetime.fromisoformat(s["starts_at"]), datetime.fromisoformat(s["ends_at"]),
+                          s["account_id"], s["rule"], s["labels"] or {}) for s in found.silences or []]
+        return snapshot_of(found), PostChecks(active, found.last_posted)
+
+    async def _may_post(self, row: Row[Any], facts: AlertFacts, checks: PostChecks) -> bool:
         """Silences, quiet hours and the cooldown, decided before a first post (never before an edit)."""
         now = self._clock()
         candidate = Candidate(
@@ -399,16 +449,8 @@ class AlertDispatcher:
                                     time.fromisoformat(row.quiet_hours["end"]), row.quiet_hours.get("tz", "UTC"))
                          if row.quiet_hours else None),
             cooldown=timedelta(seconds=row.cooldown_s) if row.cooldown_s else None)
-        s, a = silences.c, alerts.c
-        async with self._engine.connect() as conn:
-            active = [Silence(r.id, r.starts_at, r.ends_at, r.account_id, r.rule, r.labels or {})
-                      for r in await conn.execute(select(silences).where(s.ends_at > now, s.starts_at <= now))]
-            last = None
-            if candidate.cooldown is not None:
-                last = (await conn.execute(select(func.max(a.delivered_at)).where(
-                    a.account_id == row.account_id, a.rule == row.rule, a.receiver == row.receiver,
-                    a.alert_id != row.alert_id, a.status.in_(("sent", "update_pending"))))).scalar()
-        decision = decide(candidate, silences=active, last_posted_at=last, now=now)
+        last = checks.last_posted_at if candidate.cooldown is not None else None
+        decision = decide(candidate, silences=checks.silences, last_posted_at=last, now=now)
         if isinstance(decision, Post):
             return True
         if isinstance(decision, Silenced):

@@ -92,7 +92,9 @@ def build_app(settings: AlertsSettings, config: AlertsConfig | None = None) -> t
     )
     # The dispatcher retries every step on transient errors, so it skips the pool's pre-ping (three round trips
     # per checkout, on the latency path of every alert); a dead connection fails one step and is replaced.
-    dispatch_engine = service_engine(settings, pre_ping=False)
+    # Each row in flight holds at most one connection, and the loop one more: a pool that size (opened as
+    # needed), no overflow (connections opened and closed under load cost a PostgreSQL backend each).
+    dispatch_engine = service_engine(settings, pre_ping=False, pool_size=settings.concurrency + 2, max_overflow=0)
     dispatcher = AlertDispatcher(
         dispatch_engine, slack, default_channel=settings.slack_default_channel, max_attempts=settings.max_attempts,
         lease_seconds=settings.lease_seconds, concurrency=settings.concurrency,

@@ -59,7 +59,7 @@ class AlertsSettings(ServiceSettings):
         description="How long a replica holds an alert it is delivering; a crashed replica's alerts are taken "
         "over (and read back from Slack) after it.",
     )
-    concurrency: int = Field(16, ge=1, le=256, validation_alias="ALERTS_CONCURRENCY",
+    concurrency: int = Field(32, ge=1, le=256, validation_alias="ALERTS_CONCURRENCY",
                              description="Alerts delivered at once per replica.")
     channel_interval_seconds: float = Field(
         1.0, gt=0, validation_alias="ALERTS_CHANNEL_INTERVAL_SECONDS",

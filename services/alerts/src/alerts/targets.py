@@ -66,17 +66,23 @@ async def read_snapshot(engine: AsyncEngine, account_id: str) -> Snapshot:
     """The account's owner, cached Slack identity, name and scores, in one query."""
     async with engine.connect() as conn:
         row = (await conn.execute(SNAPSHOT, {"s_account": account_id})).one()
+    return snapshot_of(row)
+
+
+def snapshot_of(row: Any) -> Snapshot:
+    """The :class:`Snapshot` in a row of :func:`snapshot_query`."""
     return Snapshot(row.owner_email, row.user_id, row.dm_channel,
                     None if row.lookup_age is None else float(row.lookup_age), row.name, row.scores)
 
 
-def _snapshot_query() -> Select[Any]:
-    """The one query behind :class:`Snapshot` (a read per alert, not one per table), built once."""
+def snapshot_query(*extra: Any) -> Select[Any]:
+    """The one query behind :class:`Snapshot` (a read per alert, not one per table), built once; ``extra``
+    columns (scalar subqueries) ride along, so a caller needing more about the alert pays no second trip."""
     key = select(bindparam("s_account", type_=Text).label("account_id")).subquery()
     return (
         select(account_owners.c.owner_email, slack_users.c.user_id, slack_users.c.dm_channel,
                func.extract("epoch", func.now() - slack_users.c.looked_up_at).label("lookup_age"),
-               accounts.c.name, accounts.c.scores)
+               accounts.c.name, accounts.c.scores, *extra)
         .select_from(key)
         .outerjoin(account_owners, account_owners.c.account_id == key.c.account_id)
         .outerjoin(slack_users, slack_users.c.email == func.lower(func.trim(account_owners.c.owner_email)))
@@ -84,7 +90,7 @@ def _snapshot_query() -> Select[Any]:
     )
 
 
-SNAPSHOT = _snapshot_query()
+SNAPSHOT = snapshot_query()
 
 
 class TargetResolver:
