@@ -13,7 +13,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from pulse_shared.consumer import ConsumerRunner, DeadLetterLimitExceeded, Record, RunnerConfig
 from pulse_shared.events import InvalidEvent
 from pulse_shared.producer import EventProducer
+from pulse_shared.record_probe import fingerprints_at
 from pulse_shared.settings import ServiceSettings
+from pulse_shared.start_offset import StoredOffset
 from pulse_shared.topics import Topics
 
 
@@ -43,16 +45,16 @@ class Collect:
 
 
 class FixedOffsets:
-    def __init__(self, offsets: dict[TopicPartition, int]) -> None:
-        self.offsets = offsets
+    def __init__(self, offsets: dict[TopicPartition, int | StoredOffset]) -> None:
+        self.offsets = {tp: o if isinstance(o, StoredOffset) else StoredOffset(o) for tp, o in offsets.items()}
         self.resets: list[tuple[TopicPartition, int]] = []
 
-    async def load(self, group: str, partitions: Collection[TopicPartition]) -> dict[TopicPartition, int]:
+    async def load(self, group: str, partitions: Collection[TopicPartition]) -> dict[TopicPartition, StoredOffset]:
         return {tp: o for tp, o in self.offsets.items() if tp in partitions}
 
     async def reset(self, group: str, tp: TopicPartition, next_offset: int) -> None:
         self.resets.append((tp, next_offset))
-        self.offsets[tp] = next_offset
+        self.offsets[tp] = StoredOffset(next_offset)
 
 
 def settings_for(bootstrap: str, topics: Topics) -> ServiceSettings:
@@ -238,3 +240,37 @@ async def test_seeks_to_stored_offsets_and_survives_offsets_past_the_end(
     # The stale stored offset is moved to the new log, or the handler's fence would skip its messages.
     assert store.resets == [(other, 0)]
     assert any("past the end of the partition" in r.getMessage() for r in caplog.records)
+
+
+async def test_an_offset_stored_for_an_earlier_incarnation_of_the_topic_is_discarded(
+    kafka_bootstrap: str, topics: Topics, producer: EventProducer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Three answers in the partition of "acme"; the offsets stored say 2 were applied.
+    metadata = await producer.send(topics.responses, key=b"acme", value=b'{"n": 0}')
+    await produce(producer, topics.responses, [json.dumps({"n": i}).encode() for i in (1, 2)])
+    tp = TopicPartition(topics.responses, metadata.partition)
+    here = await fingerprints_at(kafka_bootstrap, {tp: 1}, client_id="test")
+    assert set(here) == {tp}
+
+    # Stored after the record this log holds at offset 1: the same log, so it resumes at 2.
+    same = Collect()
+    runner = ConsumerRunner(
+        settings_for(kafka_bootstrap, topics), RunnerConfig(group_id="g-same-log", topics=(topics.responses,)),
+        decoder=decode, handler=same, producer=producer,
+        offset_store=(kept := FixedOffsets({tp: StoredOffset(2, 1, here[tp])})),
+    )
+    await run_until(runner, lambda: same.seen.get(tp.partition) == [2])
+    assert kept.resets == []
+
+    # Stored after another record (the topic was created again since, or the dev broker lost its log and the
+    # new one already holds three answers): read from the beginning, and the stale offset is replaced.
+    other = Collect()
+    runner = ConsumerRunner(
+        settings_for(kafka_bootstrap, topics), RunnerConfig(group_id="g-other-log", topics=(topics.responses,)),
+        decoder=decode, handler=other, producer=producer,
+        offset_store=(stale := FixedOffsets({tp: StoredOffset(2, 1, "1733000000000:0badf00d")})),
+    )
+    with caplog.at_level(logging.WARNING):
+        await run_until(runner, lambda: other.seen.get(tp.partition) == [0, 1, 2])
+    assert stale.resets == [(tp, 0)]
+    assert any("earlier incarnation of the topic" in r.getMessage() for r in caplog.records)

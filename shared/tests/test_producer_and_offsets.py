@@ -12,11 +12,14 @@ from aiokafka import TopicPartition
 from sqlalchemy import MetaData, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from pulse_shared.consumer import Record
 from pulse_shared.db import create_engine
 from pulse_shared.localinfra import Broker, create_topics
 from pulse_shared.offsets import DbOffsetStore, lock_offset, offsets_table, store_offset
 from pulse_shared.producer import EventProducer, PublishFailed
 from pulse_shared.settings import ServiceSettings
+from pulse_shared.start_offset import StoredOffset, fingerprint
+from pulse_shared.transactional import TransactionalHandler
 
 
 async def test_sends_are_bounded_when_the_broker_goes_away() -> None:
@@ -72,9 +75,32 @@ async def test_the_offset_row_fences_a_second_member_applying_the_same_batch(eng
     await asyncio.gather(first, member("zombie", 0))
     assert applied == ["first"]
     store = DbOffsetStore(engine, table)
-    assert await store.load("g", [tp, TopicPartition("responses", 1)]) == {tp: 10}
+    assert await store.load("g", [tp, TopicPartition("responses", 1)]) == {tp: StoredOffset(10)}
     await store.reset("g", tp, 0)
-    assert await store.load("g", [tp]) == {tp: 0}
+    assert await store.load("g", [tp]) == {tp: StoredOffset(0)}
+
+
+async def test_the_handler_stores_the_fingerprint_of_its_last_record_and_a_reset_drops_it(
+    engine: AsyncEngine,
+) -> None:
+    table = offsets_table(MetaData(), "t")
+    async with engine.begin() as conn:
+        await conn.run_sync(table.metadata.create_all)
+    tp = TopicPartition("responses", 2)
+
+    async def apply(_conn: object, records: object) -> None:
+        return None
+
+    handler = TransactionalHandler(engine, table, "g", apply, name="t", message="applied")  # type: ignore[arg-type]
+    records = [Record("responses", 2, n, b"acme", n, (), 1_733_000_000_000 + n) for n in (4, 5, 6)]
+    await handler.handle(tp, records, 7)
+    store = DbOffsetStore(engine, table)
+    assert await store.load("g", [tp]) == {tp: StoredOffset(7, 6, fingerprint(1_733_000_000_006, b"acme"))}
+    # A batch with nothing to fingerprint (all of it dead-lettered) keeps the record it had.
+    await handler.handle(tp, [], 9)
+    assert await store.load("g", [tp]) == {tp: StoredOffset(9, 6, fingerprint(1_733_000_000_006, b"acme"))}
+    await store.reset("g", tp, 0)
+    assert await store.load("g", [tp]) == {tp: StoredOffset(0)}
 
 
 async def test_publish_many_puts_each_account_on_the_partition_a_single_send_uses(kafka_bootstrap: str) -> None:

@@ -45,7 +45,9 @@ from pulse_shared.metrics import (
     OFFSET_COMMITS,
 )
 from pulse_shared.producer import EventProducer
+from pulse_shared.record_probe import fingerprints_at
 from pulse_shared.settings import ServiceSettings
+from pulse_shared.start_offset import StoredOffset, choose_start
 from pulse_shared.tracing import traceparent_from_headers
 
 log = logging.getLogger(__name__)
@@ -88,8 +90,8 @@ class BatchHandler(Protocol[E]):
 class OffsetStore(Protocol):
     """Where a handler stores its consumed offsets together with its effects."""
 
-    async def load(self, group: str, partitions: Collection[TopicPartition]) -> dict[TopicPartition, int]:
-        """The stored next offset per partition, for those that have one."""
+    async def load(self, group: str, partitions: Collection[TopicPartition]) -> dict[TopicPartition, StoredOffset]:
+        """The stored next offset per partition (with its fingerprinted record), for those that have one."""
         ...
 
     async def reset(self, group: str, tp: TopicPartition, next_offset: int) -> None:
@@ -271,10 +273,13 @@ class ConsumerRunner(Generic[E]):
         stop: asyncio.Event,
     ) -> None:
         expected = self._position.get(tp)
-        if expected is not None:
-            messages = [m for m in messages if m.offset >= expected]
-            if not messages:
-                return
+        if expected is None:
+            # Fetched while the partition's start is still being chosen (the fetcher does not wait for the
+            # assignment callback): dropped, it is read again from the chosen start.
+            return
+        messages = [m for m in messages if m.offset >= expected]
+        if not messages:
+            return
         started = time.perf_counter()
         records = [r for r in [await self._decode(m) for m in messages] if r is not None]
         next_offset = messages[-1].offset + 1
@@ -434,46 +439,37 @@ class ConsumerRunner(Generic[E]):
             log.info("partitions revoked", extra={"partitions": _names(revoked)})
 
     async def on_assigned(self, consumer: AIOKafkaConsumer, assigned: Collection[TopicPartition]) -> None:
-        """Rebalance: seek each new partition to the offset stored with the effects (or Kafka's)."""
+        """Rebalance: seek each new partition to the offset stored with the effects (or Kafka's), unless it
+        belongs to another log (see :mod:`pulse_shared.start_offset`)."""
         self.assignments += 1
         if not assigned:
             return
         stored = await self._load_stored(assigned)
         beginning = await consumer.beginning_offsets(list(assigned))
         end = await consumer.end_offsets(list(assigned))
+        wanted = {tp: s.check_offset for tp, s in stored.items()
+                  if s.check_offset is not None and s.fingerprint is not None
+                  and beginning[tp] <= s.check_offset < end[tp] and s.next_offset <= end[tp]}
+        found = await fingerprints_at(self._settings.kafka_bootstrap_servers, wanted,
+                                      client_id=self._settings.kafka_client_id)
         for tp in assigned:
-            target = stored.get(tp)
-            origin = "database"
-            if target is None:
-                target = await consumer.committed(tp)
-                origin = "kafka"
-            if target is None:
-                continue
-            if target > end[tp]:
-                log.warning(
-                    "stored offset lies past the end of the partition: the broker lost its log (the dev broker "
-                    "forgets every topic on restart); reading this partition from the beginning",
-                    extra={"topic": tp.topic, "partition": tp.partition, "stored_offset": target,
-                           "end_offset": end[tp], "origin": origin},
-                )
-                target = beginning[tp]
-                if origin == "database" and self._offset_store is not None:
-                    # The offset stored with the effects fences re-application; it must follow the broker's
-                    # new log, or the first messages of the new log would be taken as already applied.
-                    await self._offset_store.reset(self.group_id, tp, target)
-            elif target < beginning[tp]:
-                log.warning(
-                    "stored offset lies before the log start (retention removed messages); reading from the "
-                    "earliest message still kept",
-                    extra={"topic": tp.topic, "partition": tp.partition, "stored_offset": target,
-                           "log_start": beginning[tp]},
-                )
-                target = beginning[tp]
-            consumer.seek(tp, target)
-            self._position[tp] = target
+            committed = None if tp in stored else await consumer.committed(tp)
+            start = choose_start(stored.get(tp), committed, beginning=beginning[tp], end=end[tp],
+                                 found=found.get(tp))
+            offset = beginning[tp] if start.offset is None else start.offset  # nothing stored: the earliest
+            if start.warning:
+                log.warning(start.warning, extra={
+                    "topic": tp.topic, "partition": tp.partition, "origin": start.origin, "log_start": beginning[tp],
+                    "end_offset": end[tp], "stored_offset": stored[tp].next_offset if tp in stored else committed})
+            if start.reset_store and self._offset_store is not None:
+                # The offset stored with the effects fences re-application; it must follow the broker's new log,
+                # or the first messages of the new log would be taken as already applied.
+                await self._offset_store.reset(self.group_id, tp, offset)
+            consumer.seek(tp, offset)
+            self._position[tp] = offset
         log.info("partitions assigned", extra={"partitions": _names(assigned)})
 
-    async def _load_stored(self, assigned: Collection[TopicPartition]) -> dict[TopicPartition, int]:
+    async def _load_stored(self, assigned: Collection[TopicPartition]) -> dict[TopicPartition, StoredOffset]:
         if self._offset_store is None:
             return {}
         for attempt in range(1, 6):

@@ -11,6 +11,8 @@ from sqlalchemy import BigInteger, Column, DateTime, Integer, MetaData, Table, T
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from pulse_shared.start_offset import StoredOffset
+
 
 def offsets_table(metadata: MetaData, schema: str) -> Table:
     """The ``consumer_offsets`` table of one service's schema."""
@@ -21,6 +23,9 @@ def offsets_table(metadata: MetaData, schema: str) -> Table:
         Column("topic", Text, primary_key=True),
         Column("partition", Integer, primary_key=True),
         Column("next_offset", BigInteger, nullable=False),
+        #: A record applied before ``next_offset`` and its fingerprint: recognises the log the offset points into.
+        Column("check_offset", BigInteger),
+        Column("fingerprint", Text),
         Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
         schema=schema,
     )
@@ -29,10 +34,27 @@ def offsets_table(metadata: MetaData, schema: str) -> Table:
 @functools.cache
 def _store_statement(table: Table) -> Any:
     stmt = insert(table).values(group_id=bindparam("o_group"), topic=bindparam("o_topic"),
+                                partition=bindparam("o_partition"), next_offset=bindparam("o_next"),
+                                check_offset=bindparam("o_check", type_=BigInteger),
+                                fingerprint=bindparam("o_print", type_=Text))
+    ex = stmt.excluded
+    # A batch without a record to fingerprint (all of it dead-lettered) keeps the previous one: still a record
+    # of the same log.
+    return stmt.on_conflict_do_update(
+        index_elements=[table.c.group_id, table.c.topic, table.c.partition],
+        set_={"next_offset": ex.next_offset, "check_offset": func.coalesce(ex.check_offset, table.c.check_offset),
+              "fingerprint": func.coalesce(ex.fingerprint, table.c.fingerprint), "updated_at": func.now()},
+    )
+
+
+@functools.cache
+def _reset_statement(table: Table) -> Any:
+    stmt = insert(table).values(group_id=bindparam("o_group"), topic=bindparam("o_topic"),
                                 partition=bindparam("o_partition"), next_offset=bindparam("o_next"))
     return stmt.on_conflict_do_update(
         index_elements=[table.c.group_id, table.c.topic, table.c.partition],
-        set_={"next_offset": stmt.excluded.next_offset, "updated_at": func.now()},
+        set_={"next_offset": stmt.excluded.next_offset, "check_offset": None, "fingerprint": None,
+              "updated_at": func.now()},
     )
 
 
@@ -49,12 +71,15 @@ def _lock_statement(table: Table) -> Any:
 
 
 async def store_offset(
-    conn: AsyncConnection, table: Table, group: str, tp: TopicPartition, next_offset: int
+    conn: AsyncConnection, table: Table, group: str, tp: TopicPartition, next_offset: int,
+    check: tuple[int, str] | None = None,
 ) -> None:
     """Record that everything before ``next_offset`` of ``tp`` has been applied (call inside the effects'
-    transaction)."""
-    await conn.execute(_store_statement(table), {"o_group": group, "o_topic": tp.topic, "o_partition": tp.partition,
-                                                 "o_next": next_offset})
+    transaction); ``check`` is a record applied (its offset and :func:`~pulse_shared.start_offset.fingerprint`)
+    by which the log is recognised on the next assignment."""
+    await conn.execute(_store_statement(table), {
+        "o_group": group, "o_topic": tp.topic, "o_partition": tp.partition, "o_next": next_offset,
+        "o_check": check[0] if check else None, "o_print": check[1] if check else None})
 
 
 class DbOffsetStore:
@@ -64,25 +89,28 @@ class DbOffsetStore:
         self._engine = engine
         self._table = table
 
-    async def load(self, group: str, partitions: Collection[TopicPartition]) -> dict[TopicPartition, int]:
-        """The stored next offset of each partition that has one."""
+    async def load(self, group: str, partitions: Collection[TopicPartition]) -> dict[TopicPartition, StoredOffset]:
+        """The stored next offset of each partition that has one, with its fingerprinted record."""
         if not partitions:
             return {}
         t = self._table
         keys = [(tp.topic, tp.partition) for tp in partitions]
-        query = select(t.c.topic, t.c.partition, t.c.next_offset).where(
+        query = select(t.c.topic, t.c.partition, t.c.next_offset, t.c.check_offset, t.c.fingerprint).where(
             t.c.group_id == group, tuple_(t.c.topic, t.c.partition).in_(keys)
         )
         async with self._engine.connect() as conn:
             rows = (await conn.execute(query)).all()
         return {
-            TopicPartition(row.topic, row.partition): int(row.next_offset) for row in rows if row.next_offset >= 0
+            TopicPartition(row.topic, row.partition): StoredOffset(
+                int(row.next_offset), None if row.check_offset is None else int(row.check_offset), row.fingerprint)
+            for row in rows if row.next_offset >= 0
         }
 
     async def reset(self, group: str, tp: TopicPartition, next_offset: int) -> None:
         """Overwrite the stored offset of ``tp`` (after the broker lost the log it pointed into)."""
         async with self._engine.begin() as conn:
-            await store_offset(conn, self._table, group, tp, next_offset)
+            await conn.execute(_reset_statement(self._table), {
+                "o_group": group, "o_topic": tp.topic, "o_partition": tp.partition, "o_next": next_offset})
 
 
 async def lock_offset(conn: AsyncConnection, table: Table, group: str, tp: TopicPartition) -> int | None:

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from pulse_shared.consumer import Record
 from pulse_shared.offsets import lock_offset, store_offset
+from pulse_shared.start_offset import fingerprint
 from pulse_shared.tracing import traced
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,8 @@ class TransactionalHandler(Generic[E]):
                     return  # another member applied this batch already
                 fresh = [r for r in records if stored is None or r.offset >= stored]
                 summary = await self._apply(conn, fresh) if fresh else None
-                await store_offset(conn, self._offsets, self._group, tp, next_offset)
+                last = records[-1] if records else None
+                check = (last.offset, fingerprint(last.timestamp_ms, last.key)) if last is not None else None
+                await store_offset(conn, self._offsets, self._group, tp, next_offset, check)
             if summary:
                 log.info(self._message, extra={**summary, "next_offset": next_offset})

@@ -1,0 +1,47 @@
+"""Reads single records by offset, to recognise which log a stored offset belongs to."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
+
+from pulse_shared.start_offset import fingerprint
+
+log = logging.getLogger(__name__)
+
+
+async def fingerprints_at(bootstrap: str, wanted: dict[TopicPartition, int], *, client_id: str,
+                          timeout: float = 10.0) -> dict[TopicPartition, str]:
+    """The :func:`~pulse_shared.start_offset.fingerprint` of the record at each wanted offset, read with a
+    consumer outside any group. A partition is left out when its record could not be read in ``timeout``
+    (the broker is slow, or the log holds no record at that offset): unknown, not different."""
+    if not wanted:
+        return {}
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, client_id=f"{client_id}-probe", group_id=None,
+                                enable_auto_commit=False, auto_offset_reset="none")
+    found: dict[TopicPartition, str] = {}
+    try:
+        await consumer.start()
+        consumer.assign(list(wanted))
+        for tp, offset in wanted.items():
+            consumer.seek(tp, offset)
+        deadline = time.monotonic() + timeout
+        while len(found) < len(wanted) and time.monotonic() < deadline:
+            batches = await consumer.getmany(timeout_ms=200, max_records=1)
+            for tp, records in batches.items():
+                if records and tp not in found:
+                    record = records[0]
+                    if record.offset == wanted[tp]:
+                        found[tp] = fingerprint(record.timestamp, record.key)
+                    consumer.pause(tp)  # one record is all it takes
+            if len(found) + len(consumer.paused()) >= len(wanted):
+                break
+    except (TimeoutError, KafkaError, OSError) as exc:
+        log.warning("could not read back the records stored offsets were fingerprinted with; trusting them",
+                    extra={"error": repr(exc)[:300]})
+    finally:
+        await consumer.stop()
+    return found
