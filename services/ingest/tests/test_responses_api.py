@@ -47,6 +47,16 @@ async def test_an_answer_is_on_the_topic_keyed_by_account_when_202_comes_back(in
     assert event["submitted_at"].startswith("2026-11-20T09:00:00")
 
 
+async def test_a_whole_number_sent_as_a_float_is_the_integer_score(ingest: Ingest) -> None:
+    # Some survey tools serialise every number as a float: 9.0 is the score 9 (9.5, "9" and true stay refused).
+    answer = {"response_id": "r-float", "survey_type": "nps", "score": 9.0, "account_id": "acme-42"}
+    response = await ingest.client.post("/v1/responses", json=answer, headers=H)
+    assert response.status_code == 202, response.text
+    [(_key, event)] = await read_all(ingest.bootstrap, ingest.topics.responses)
+    assert event["score"] == 9
+    assert isinstance(event["score"], int)
+
+
 async def test_idempotency_key_names_the_answer_when_no_response_id(ingest: Ingest) -> None:
     body = {"survey_type": "nps", "score": 9, "account_id": "acme"}
     first = await ingest.client.post("/v1/responses", json=body, headers={**H, "Idempotency-Key": "k-123"})

@@ -77,6 +77,8 @@ async def test_account_scores_with_interval_and_a_significant_change(api: httpx.
     assert (csat["n"], csat["value"], csat["small_sample"]) == (1, 100.0, True)
     assert body["scores"]["ces"]["n"] == 0
     assert body["scores"]["ces"]["value"] is None
+    assert body["scores"]["ces"]["small_sample"] is True  # no answers at all is the smallest sample
+    assert nps["small_sample"] is False
 
 
 async def test_latest_answer_per_respondent_method(api: httpx.AsyncClient) -> None:

@@ -19,16 +19,37 @@ def test_nps_and_its_interval_from_the_answer_variance() -> None:
     assert m.ci_low == pytest.approx(30 - half, abs=1.2)
     assert m.ci_high == pytest.approx(30 + half, abs=1.2)
     assert m.counts == {"promoters": 50, "passives": 30, "detractors": 20}
-    # Exactly: shares (51/103, 21/103), centre 30/103, variance .7087 - .0848.
-    p_p, p_d = 51 / 103, 21 / 103
+    # Exactly, adjusted-Wald (Rocks 2016; Sauro & Lewis): 3/4 of a promoter and of a detractor, 3/2 of a
+    # passive, n' = 103: shares (50.75/103, 20.75/103), centred on 30/103.
+    p_p, p_d = 50.75 / 103, 20.75 / 103
     exact = 1.959963984540054 * math.sqrt((p_p + p_d - (p_p - p_d) ** 2) / 103) * 100
     assert m.ci_low == pytest.approx(100 * (p_p - p_d) - exact, abs=0.01)
+    assert m.ci_high == pytest.approx(100 * (p_p - p_d) + exact, abs=0.01)
+    assert m.variance_n == 103
+
+
+def test_the_change_of_nps_uses_the_adjusted_estimator_for_both_windows() -> None:
+    now = nps({(0, 10, 10): 10, (0, 10, 3): 10})
+    before = nps({(0, 10, 10): 15, (0, 10, 3): 5})
+    moved = change(now, before)
+    assert now.unit_variance is not None
+    assert before.unit_variance is not None
+    se = 100 * math.sqrt(now.unit_variance / 23 + before.unit_variance / 23)
+    assert moved.delta == -50.0
+    assert moved.ci_low == pytest.approx(-50 - 1.959963984540054 * se, abs=0.01)
+
+
+def test_a_ces_interval_never_leaves_the_scale() -> None:
+    # Two answers at the ends of 1-7: the normal interval (4 ± 8.3) is clamped to 1-7.
+    spread = ces({(1, 7, 1): 1, (1, 7, 7): 1})
+    assert (spread.ci_low, spread.ci_high) == (1.0, 7.0)
 
 
 def test_small_samples_get_wide_intervals_not_false_certainty() -> None:
     one = nps({(0, 10, 2): 1})
     assert one.value == -100.0
-    assert one.ci_low == -100.0
+    # Adjusted-Wald: centred on the adjusted shares, so it reaches close to -100 and far up (-98.5 to 48.5).
+    assert one.ci_low == -98.5
     assert one.ci_high is not None
     assert one.ci_high > 0
     ten = nps({(0, 10, 10): 10})
@@ -66,7 +87,8 @@ def test_ces_mean_with_a_t_free_normal_interval_and_share_of_easy() -> None:
     m = ces({(1, 7, 7): 2, (1, 7, 5): 1, (1, 7, 3): 1})
     assert m.value == 5.5
     sd = math.sqrt(((7 - 5.5) ** 2 * 2 + (5 - 5.5) ** 2 + (3 - 5.5) ** 2) / 3)
-    assert m.ci_high == pytest.approx(5.5 + 1.959963984540054 * sd / 2, abs=0.01)
+    assert m.ci_low == pytest.approx(5.5 - 1.959963984540054 * sd / 2, abs=0.01)
+    assert m.ci_high == 7.0  # 5.5 + 1.88 = 7.38 leaves the 1-7 scale: clamped
     assert m.counts == {"easy": 3, "not_easy": 1}
     single = ces({(1, 7, 6): 1})
     assert (single.value, single.ci_low) == (6.0, None)

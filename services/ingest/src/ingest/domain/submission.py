@@ -10,6 +10,7 @@ from uuid import UUID
 from pydantic import (
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictInt,
@@ -34,6 +35,18 @@ from pulse_shared.events import (
 Identifier = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[^\x00-\x1f]+$")]
 MAX_BATCH = 500
 
+
+
+
+def _integral(value: object) -> object:
+    """A float that is a whole number (``9.0``) as the integer it is; anything else as given, to be judged
+    strictly (``9.5``, ``"9"`` and ``true`` are not scores)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+WholeNumber = Annotated[StrictInt, BeforeValidator(_integral)]
 
 class ResponseIn(NulFree):
     """One survey answer as a widget or an API client sends it."""
@@ -62,7 +75,8 @@ class ResponseIn(NulFree):
         None, description="Your id for this answer; sending it again updates the same answer."
     )
     survey_type: SurveyType = Field(description="nps, csat or ces; must be the type of the key's survey.")
-    score: StrictInt = Field(description="The answer on the survey's scale; an integer.")
+    score: WholeNumber = Field(description="The answer on the survey's scale: an integer (`9`, or `9.0` as some "
+                               "tools send it; `9.5`, `\"9\"` and `true` are refused).")
     comment: Annotated[str, Field(max_length=MAX_COMMENT_CHARS)] | None = None
     account_id: Identifier = Field(description="The customer account (company) the respondent belongs to.")
     respondent_id: Identifier | None = None

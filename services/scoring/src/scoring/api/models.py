@@ -11,6 +11,9 @@ from scoring.domain.metrics import Change, Metric
 from scoring.domain.windows import Window
 
 SMALL_SAMPLE = 10
+INTERVALS = ("95 % interval. NPS: the adjusted-Wald interval (Rocks 2016, The American Statistician; recommended "
+             "by Sauro & Lewis): 3/4 of a promoter, 3/4 of a detractor and 3/2 of a passive added, n + 3. CSAT: "
+             "the Wilson score interval. CES: mean ± 1.96 s/√n, clamped to the scale (none below 2 answers).")
 
 
 class Problem(BaseModel):
@@ -44,8 +47,8 @@ class MetricOut(BaseModel):
     metric: str
     n: int
     value: float | None = Field(description="NPS in points, CSAT in % satisfied, CES as the mean score.")
-    ci_low: float | None
-    ci_high: float | None
+    ci_low: float | None = Field(description=INTERVALS)
+    ci_high: float | None = Field(description=INTERVALS)
     counts: dict[str, int]
     small_sample: bool = Field(description=f"Fewer than {SMALL_SAMPLE} answers: read the interval, not the value.")
     change: ChangeOut | None = None
@@ -63,7 +66,7 @@ def metric_out(metric: Metric, previous: Metric | None = None, change: Change | 
         )
     return MetricOut(
         metric=metric.metric, n=metric.n, value=metric.value, ci_low=metric.ci_low, ci_high=metric.ci_high,
-        counts=metric.counts, small_sample=0 < metric.n < SMALL_SAMPLE, change=change_out,
+        counts=metric.counts, small_sample=metric.n < SMALL_SAMPLE, change=change_out,
     )
 
 

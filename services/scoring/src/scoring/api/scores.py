@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from pulse_shared.events import utcnow
 from scoring.api.models import (
     PROBLEMS,
+    SMALL_SAMPLE,
     AccountScores,
     BaseScores,
     MetricOut,
@@ -99,7 +100,7 @@ async def account_timeseries(
     for start in starts:
         m = compute(metric, hists.get(start, {}))
         points.append(TimeseriesPoint(start=start, end=bucket_end(start, bucket), n=m.n, value=m.value,
-                                      ci_low=m.ci_low, ci_high=m.ci_high, small_sample=0 < m.n < 10))
+                                      ci_low=m.ci_low, ci_high=m.ci_high, small_sample=m.n < SMALL_SAMPLE))
     return Timeseries(account_id=account_id, metric=metric, bucket=bucket, points=points)
 
 

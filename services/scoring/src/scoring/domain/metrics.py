@@ -29,6 +29,8 @@ class Metric:
     counts: dict[str, int] = field(default_factory=dict)
     #: Variance of one answer's contribution (for significance tests between windows); None when unknown.
     unit_variance: float | None = None
+    #: The number of answers that variance is divided by (NPS: the adjusted n + 3); None: ``n``.
+    variance_n: int | None = None
 
 
 def _round(x: float | None) -> float | None:
@@ -36,13 +38,15 @@ def _round(x: float | None) -> float | None:
 
 
 def nps(hist: Histogram) -> Metric:
-    """NPS in points, -100..100, with a 95 % interval.
+    """NPS in points, -100..100, with the adjusted-Wald 95 % interval.
 
-    Each answer is +1 / 0 / -1, so variance = pP + pD - (pP - pD)^2 and SE = sqrt(variance / n). Used
-    as is, that formula claims certainty it does not have on small samples: one detractor gives the
-    interval [-100, -100]. The interval is therefore computed on shares adjusted by one pseudo-answer per
-    category (Agresti-Coull style): honest widths for small n, about a point from the plain formula at
-    n = 100 and converging to it as n grows. The point estimate is the plain NPS.
+    Each answer is +1 / 0 / -1, so variance = pP + pD - (pP - pD)^2 and SE = sqrt(variance / n). Used as is
+    (the Wald interval) it claims certainty it does not have on small samples: one detractor gives
+    [-100, -100]. The interval is the *adjusted-Wald* interval evaluated by Rocks (2016, "Interval
+    estimation for the 'net promoter score'", The American Statistician 70(4)) and recommended by Sauro &
+    Lewis (measuringu.com/nps-confidence-intervals): add 3/4 of a promoter, 3/4 of a detractor and 3/2 of a
+    passive, so n' = n + 3, and compute the shares, the variance and the interval (centred on pP' - pD')
+    with n'. The point estimate is the plain NPS. Changes between windows use the same variance and n'.
     """
     counts = {"promoters": 0, "passives": 0, "detractors": 0}
     for (lo, hi, score), k in hist.items():
@@ -52,13 +56,13 @@ def nps(hist: Histogram) -> Metric:
         return Metric("nps", 0, None, None, None, counts)
     value = (counts["promoters"] - counts["detractors"]) / n
     n_adj = n + 3
-    p_p, p_d = (counts["promoters"] + 1) / n_adj, (counts["detractors"] + 1) / n_adj
+    p_p, p_d = (counts["promoters"] + 0.75) / n_adj, (counts["detractors"] + 0.75) / n_adj
     centre = p_p - p_d
     variance = max(0.0, p_p + p_d - centre**2)
     half = Z95 * math.sqrt(variance / n_adj)
     return Metric(
         "nps", n, _round(100 * value), _round(max(-100.0, 100 * (centre - half))),
-        _round(min(100.0, 100 * (centre + half))), counts, variance,
+        _round(min(100.0, 100 * (centre + half))), counts, variance, n_adj,
     )
 
 
@@ -95,7 +99,11 @@ def ces(hist: Histogram) -> Metric:
         return Metric("ces", n, _round(mean), None, None, counts)
     variance = sum(k * (score - mean) ** 2 for (_lo, _hi, score), k in hist.items()) / (n - 1)
     half = Z95 * math.sqrt(variance / n)
-    return Metric("ces", n, _round(mean), _round(mean - half), _round(mean + half), counts, variance)
+    # The normal interval can leave the scale (2.9 to 7.1 on 1-7 for a few spread answers): clamped to it.
+    low = min(lo for (lo, _hi, _score) in hist)
+    high = max(hi for (_lo, hi, _score) in hist)
+    return Metric("ces", n, _round(mean), _round(max(low, mean - half)), _round(min(high, mean + half)), counts,
+                  variance)
 
 
 CALCULATORS = {"nps": nps, "csat": csat, "ces": ces}
@@ -120,7 +128,8 @@ def change(current: Metric, previous: Metric) -> Change:
         return Change(_round(current.value - previous.value), None, None, False)
     scale = 100.0 if current.metric in ("nps", "csat") else 1.0
     delta = current.value - previous.value
-    se = scale * math.sqrt(current.unit_variance / current.n + previous.unit_variance / previous.n)
+    se = scale * math.sqrt(current.unit_variance / (current.variance_n or current.n)
+                           + previous.unit_variance / (previous.variance_n or previous.n))
     half = Z95 * se
     return Change(_round(delta), _round(delta - half), _round(delta + half), abs(delta) > half)
 
