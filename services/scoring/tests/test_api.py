@@ -146,6 +146,25 @@ async def test_bad_parameters_are_named(api: httpx.AsyncClient, path: str, needl
     assert needle in response.text
 
 
+async def test_an_unknown_window_lists_the_valid_ones(api: httpx.AsyncClient) -> None:
+    refused = await api.get("/v1/accounts/acme/scores?window=2w")
+    assert refused.status_code == 422
+    for valid in ("7d", "30d", "90d", "365d", "month", "quarter"):
+        assert f"'{valid}'" in refused.text
+
+
+@pytest.mark.parametrize(("empty", "given"), [
+    ("/v1/accounts/acme/scores?window=&method=", "/v1/accounts/acme/scores"),
+    ("/v1/accounts/acme/timeseries?metric=nps&from=&to=&bucket=", "/v1/accounts/acme/timeseries?metric=nps"),
+    ("/v1/responses?account_id=acme&limit=&cursor=&category=", "/v1/responses?account_id=acme"),
+])
+async def test_parameters_sent_empty_mean_not_given(api: httpx.AsyncClient, empty: str, given: str) -> None:
+    answered = await api.get(empty)
+    assert answered.status_code == 200, answered.text
+    expected = (await api.get(given)).json()
+    assert answered.json() == expected
+
+
 @pytest.mark.parametrize("path", ["/v1/accounts/acme/scores", "/v1/accounts/acme/timeseries?metric=nps",
                                   "/v1/segments/plan/scores", "/v1/scores", "/v1/responses?account_id=acme"])
 async def test_every_api_route_needs_a_token_and_health_stays_open(api: httpx.AsyncClient, path: str) -> None:

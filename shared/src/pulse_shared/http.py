@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, PlainTextResponse
@@ -55,6 +56,22 @@ class RequestMetricsMiddleware:
             labelled(HTTP_LATENCY, method, path).observe(time.perf_counter() - start)
 
 
+class EmptyQueryMiddleware:
+    """Query parameters sent empty (``from=&to=``, ``cursor=``) mean "not given", as a form left blank does:
+    they are dropped before routing, so each route sees its default instead of refusing an empty value."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            query: bytes = scope.get("query_string", b"")
+            if query and (b"=&" in query or query.endswith(b"=") or b"&&" in query or query.startswith(b"&")):
+                pairs = [(k, v) for k, v in parse_qsl(query.decode("latin-1"), keep_blank_values=True) if v != ""]
+                scope = {**scope, "query_string": urlencode(pairs).encode("latin-1")}
+        await self.app(scope, receive, send)
+
+
 def create_app(
     *,
     title: str,
@@ -66,6 +83,7 @@ def create_app(
 ) -> FastAPI:
     """A FastAPI app with the health and metrics endpoints and request metrics already in place."""
     app = FastAPI(title=title, description=description, version=version, lifespan=lifespan, **kwargs)
+    app.add_middleware(EmptyQueryMiddleware)
     app.add_middleware(RequestMetricsMiddleware)
 
     @app.get("/livez", include_in_schema=False)
