@@ -106,7 +106,8 @@ async def test_unparseable_bodies_are_client_errors(ingest: Ingest, content: byt
 async def test_batch_gives_each_answer_its_own_result(ingest: Ingest) -> None:
     good = [{"response_id": f"b-{i}", "survey_type": "nps", "score": i % 11, "account_id": f"acct-{i % 7}"}
             for i in range(120)]
-    bad = [{"survey_type": "nps", "score": 12, "account_id": "x"}, {"survey_type": "nps", "account_id": "x"}]
+    bad = [{"response_id": "bad-1", "survey_type": "nps", "score": 12, "account_id": "x"},
+           {"response_id": "bad-2", "survey_type": "nps", "account_id": "x"}]
     response = await ingest.client.post("/v1/responses/batch", json={"responses": good[:60] + bad + good[60:]},
                                         headers=H)
     assert response.status_code == 202
@@ -114,7 +115,10 @@ async def test_batch_gives_each_answer_its_own_result(ingest: Ingest) -> None:
     assert (body["accepted"], body["rejected"], body["unavailable"]) == (120, 2, 0)
     assert body["results"][60]["status"] == "rejected"
     assert "outside the NPS scale" in body["results"][60]["reason"]
-    assert body["results"][61]["reason"][0]["loc"] == ["score"]
+    # A rejected answer carries the id it was sent with; the reason is words, the problems are beside it.
+    assert [body["results"][i]["response_id"] for i in (60, 61)] == ["bad-1", "bad-2"]
+    assert body["results"][61]["reason"] == "score: Field required"
+    assert body["results"][61]["errors"][0]["loc"] == ["score"]
     assert body["results"][62] == {"index": 62, "status": "accepted", "response_id": "b-60", "reason": None}
     events = await read_all(ingest.bootstrap, ingest.topics.responses)
     assert sorted(e["response_id"] for _, e in events) == sorted(a["response_id"] for a in good)

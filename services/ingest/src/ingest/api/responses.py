@@ -111,8 +111,11 @@ class ItemResult(BaseModel):
 
     index: int
     status: Literal["accepted", "rejected", "unavailable"]
-    response_id: str | None = None
-    reason: Any = None
+    response_id: str | None = Field(None, description="The answer's id: the one it was sent with (also when "
+                                    "rejected), or the one Pulse gave it.")
+    reason: str | None = Field(None, description="Why it was rejected or not taken, in words.")
+    errors: list[dict[str, Any]] | None = Field(None, description="For an answer that failed validation: each "
+                                                "problem with its `loc` within the answer, `msg` and `type`.")
 
 
 class BatchResult(BaseModel):
@@ -125,6 +128,18 @@ class BatchResult(BaseModel):
 
 
 BATCH = TypeAdapter(BatchIn)
+
+
+def _sent_id(items: list[dict[str, Any]], index: int) -> str | None:
+    """The ``response_id`` a rejected answer was sent with, when it sent a usable one."""
+    sent = items[index].get("response_id") if index < len(items) else None
+    return sent if isinstance(sent, str) and 0 < len(sent) <= 255 and "\x00" not in sent else None
+
+
+def _in_words(problems: Problems) -> str:
+    """``score: Input should be a valid integer; account_id: Field required``."""
+    return "; ".join(f"{'.'.join(str(p) for p in problem.get('loc', ())) or 'answer'}: {problem.get('msg')}"
+                     for problem in problems)[:2000]
 UNAVAILABLE = "the event log did not take it; send it again"
 
 
@@ -137,6 +152,7 @@ async def submit_batch(request: Request, response: Response) -> Response:
     body = await request.body()
     context = nul_context(body)
     answers: list[ResponseIn | Problems]
+    body_items: list[dict[str, Any]] = []
     try:  # the common case: every answer valid, read in one pass
         answers = list(VALID_BATCH.validate_json(body, context=context).responses)
     except ValidationError:
@@ -144,7 +160,8 @@ async def submit_batch(request: Request, response: Response) -> Response:
             batch = BATCH.validate_json(body, context=context)
         except ValidationError as exc:
             raise validation_error(exc, "body") from exc
-        answers = validate_answers(batch.responses, context=context)
+        body_items = batch.responses
+        answers = validate_answers(body_items, context=context)
     publisher: ResponsePublisher = request.app.state.publisher
     with traced("ingest.submit_batch", request.headers.get("traceparent"), answers=len(answers)):
         now = utcnow()
@@ -152,12 +169,14 @@ async def submit_batch(request: Request, response: Response) -> Response:
         fields: list[tuple[int, dict[str, Any]]] = []
         for index, answer in enumerate(answers):
             if isinstance(answer, list):
-                results.append({"index": index, "status": "rejected", "response_id": None, "reason": answer})
+                results.append({"index": index, "status": "rejected", "response_id": _sent_id(body_items, index),
+                                "reason": _in_words(answer), "errors": answer})
                 continue
             try:
                 fields.append((index, event_fields(answer, who.survey, now=now, source="api")))
             except NotForSurvey as exc:
-                results.append({"index": index, "status": "rejected", "response_id": None, "reason": str(exc)})
+                results.append({"index": index, "status": "rejected", "response_id": answer.response_id,
+                                "reason": str(exc)})
                 continue
             results.append({"index": index, "status": "accepted", "response_id": fields[-1][1]["response_id"],
                             "reason": None})
