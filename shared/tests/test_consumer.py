@@ -16,6 +16,7 @@ from pulse_shared.producer import EventProducer
 from pulse_shared.record_probe import fingerprints_at
 from pulse_shared.settings import ServiceSettings
 from pulse_shared.start_offset import StoredOffset
+from pulse_shared.testing.topic_reader import read_topic
 from pulse_shared.topics import Topics
 
 
@@ -274,3 +275,53 @@ async def test_an_offset_stored_for_an_earlier_incarnation_of_the_topic_is_disca
         await run_until(runner, lambda: other.seen.get(tp.partition) == [0, 1, 2])
     assert stale.resets == [(tp, 0)]
     assert any("earlier incarnation of the topic" in r.getMessage() for r in caplog.records)
+
+
+class Poisoned(Collect):
+    """Fails, not transiently, on every batch holding one of ``poison`` (as a handler bug on odd data does)."""
+
+    def __init__(self, poison: set[int]) -> None:
+        super().__init__()
+        self.poison = poison
+
+    async def handle(self, tp: TopicPartition, records: Sequence[Record[int]], next_offset: int) -> None:
+        self.calls += 1
+        if any(r.value in self.poison for r in records):
+            raise ValueError(f"cannot apply {sorted(r.value for r in records if r.value in self.poison)}")
+        self.seen.setdefault(tp.partition, []).extend(r.value for r in records)
+        self.next_offsets[tp.partition] = next_offset
+
+
+async def test_a_record_the_handler_fails_on_is_isolated_and_dead_lettered_and_the_rest_applied(
+    kafka_bootstrap: str, topics: Topics, producer: EventProducer
+) -> None:
+    await produce(producer, topics.responses, [json.dumps({"n": i}).encode() for i in range(20)])
+    handler = Poisoned({13})
+    runner = ConsumerRunner(
+        settings_for(kafka_bootstrap, topics), RunnerConfig(group_id="g-poison", topics=(topics.responses,)),
+        decoder=decode, handler=handler, producer=producer,
+    )
+    await run_until(runner, lambda: sum(len(v) for v in handler.seen.values()) == 19
+                    and 20 in handler.next_offsets.values())
+    [applied] = handler.seen.values()
+    assert applied == [i for i in range(20) if i != 13]  # in order, nothing twice
+    assert list(handler.next_offsets.values()) == [20]
+    [dead] = await read_topic(kafka_bootstrap, topics.dead_letter)
+    headers = dict(dead.headers)
+    assert json.loads(dead.value) == {"n": 13}
+    assert headers["pulse-dlq-reason"].decode().startswith("handler failed: ValueError('cannot apply [13]')")
+    assert headers["pulse-dlq-exception"] == b"ValueError"
+    assert headers["pulse-dlq-offset"] == b"13"
+
+
+async def test_a_handler_failing_on_every_record_still_crashes_loudly(
+    kafka_bootstrap: str, topics: Topics, producer: EventProducer
+) -> None:
+    await produce(producer, topics.responses, [json.dumps({"n": i}).encode() for i in range(40)])
+    runner = ConsumerRunner(
+        settings_for(kafka_bootstrap, topics),
+        RunnerConfig(group_id="g-bug", topics=(topics.responses,), dead_letter_window=20, dead_letter_min_failures=5),
+        decoder=decode, handler=Poisoned(set(range(40))), producer=producer,
+    )
+    with pytest.raises(DeadLetterLimitExceeded):
+        await run_until(runner, lambda: False)

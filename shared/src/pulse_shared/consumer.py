@@ -7,8 +7,9 @@
   exactly-once even after kill -9. (Kafka commits still matter: lag-based autoscaling reads them.)
 - Each partition is processed in offset order, one handler call (one transaction) per fetched batch;
   different partitions (disjoint accounts) are processed concurrently.
-- An undecodable message goes to the dead-letter topic with the reason in headers. If most recent messages
-  fail, the runner crashes instead: that is a bad deploy, not bad data.
+- An undecodable message goes to the dead-letter topic with the reason in headers. So does a record the
+  handler fails on with an error that is not transient: the batch is bisected to find it, and the rest is
+  applied. If most recent messages fail, the runner crashes instead: that is a bad deploy, not bad data.
 - Transient failures (database down) are retried with backoff; past a bound the partition is paused and
   rewound to the batch's first offset, and resumed later. Nothing is ever skipped.
 - A processing lock makes a rebalance wait for the batch in flight, so offsets are committed for exactly
@@ -283,7 +284,7 @@ class ConsumerRunner(Generic[E]):
         started = time.perf_counter()
         records = [r for r in [await self._decode(m) for m in messages] if r is not None]
         next_offset = messages[-1].offset + 1
-        if not await self._handle_with_retry(consumer, tp, records, next_offset, messages[0].offset, stop):
+        if not await self._apply(consumer, tp, records, next_offset, messages, stop):
             return
         self._staged[tp] = next_offset
         self._position[tp] = next_offset
@@ -326,10 +327,12 @@ class ConsumerRunner(Generic[E]):
                 "dead-letter the stream (check the producer's deploy)"
             )
 
-    async def _dead_letter(self, message: ConsumerRecord, reason: str) -> None:
+    async def _dead_letter(self, message: ConsumerRecord, reason: str,
+                           extra_headers: Sequence[tuple[str, bytes]] = ()) -> None:
         value: bytes = message.value or b""
         headers = [
             *(message.headers or ()),
+            *extra_headers,
             ("pulse-dlq-reason", reason[:1000].encode()),
             ("pulse-dlq-topic", message.topic.encode()),
             ("pulse-dlq-partition", str(message.partition).encode()),
@@ -346,6 +349,50 @@ class ConsumerRunner(Generic[E]):
             extra={"topic": message.topic, "partition": message.partition, "offset": message.offset,
                    "reason": reason[:300]},
         )
+
+    async def _apply(self, consumer: AIOKafkaConsumer, tp: TopicPartition, records: Sequence[Record[E]],
+                     next_offset: int, messages: Sequence[ConsumerRecord], stop: asyncio.Event) -> bool:
+        """Handle the batch; a failure that is not transient is isolated by bisecting the batch, so the
+        record(s) causing it are dead-lettered and the partition goes on (instead of crash-looping on it)."""
+        first = messages[0].offset
+        try:
+            return await self._handle_with_retry(consumer, tp, records, next_offset, first, stop)
+        except DeadLetterLimitExceeded:
+            raise
+        except Exception as exc:
+            if self._transient(exc):
+                raise
+            log.exception("batch failed on an error that is not transient; isolating the failing records",
+                      extra={"topic": tp.topic, "partition": tp.partition, "offset": first,
+                             "records": len(records), "error": repr(exc)[:300]})
+            raw = {m.offset: m for m in messages}
+            return await self._isolate(consumer, tp, records, next_offset, first, raw, stop, exc)
+
+    async def _isolate(self, consumer: AIOKafkaConsumer, tp: TopicPartition, records: Sequence[Record[E]],
+                       next_offset: int, first: int, raw: dict[int, ConsumerRecord], stop: asyncio.Event,
+                       exc: Exception) -> bool:
+        """``records`` failed with ``exc``: a single record is dead-lettered (counted against the limit) and
+        its offset stored past it; more are split in halves, each handled (and isolated again if it fails)."""
+        if len(records) <= 1:
+            if records:
+                record = records[0]
+                self._note(ok=False)
+                await self._dead_letter(raw[record.offset], f"handler failed: {exc!r}"[:1000],
+                                        extra_headers=[("pulse-dlq-exception", type(exc).__name__.encode())])
+            # The handler stores the offset past the dead-lettered record, with no effect.
+            return await self._handle_with_retry(consumer, tp, [], next_offset, first, stop)
+        for part, part_next in split(records, next_offset):
+            try:
+                done = await self._handle_with_retry(consumer, tp, part, part_next, part[0].offset, stop)
+            except DeadLetterLimitExceeded:
+                raise
+            except Exception as failed:
+                if self._transient(failed):
+                    raise
+                done = await self._isolate(consumer, tp, part, part_next, part[0].offset, raw, stop, failed)
+            if not done:
+                return False
+        return True
 
     async def _handle_with_retry(
         self,
@@ -492,6 +539,14 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: Collection[TopicPartition]) -> None:
         await self._runner.on_assigned(self._consumer, assigned)
+
+
+def split(records: Sequence[Record[E]], next_offset: int) -> list[tuple[Sequence[Record[E]], int]]:
+    """Two halves of a failed batch, each with the offset after it (the second keeps the batch's, which
+    counts messages dead-lettered at decoding too)."""
+    mid = len(records) // 2
+    left, right = records[:mid], records[mid:]
+    return [(left, right[0].offset), (right, next_offset)]
 
 
 def _names(partitions: Collection[TopicPartition]) -> list[str]:
