@@ -5,8 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import httpx
 import pytest
@@ -156,3 +160,15 @@ async def test_a_worker_that_ignores_stop_is_cancelled_after_the_grace_period() 
     async with asyncio.timeout(5), app.router.lifespan_context(app):
         pass
     assert runtime.exit_code == 1
+
+
+def test_embedded_postgres_starts_without_a_runtime_dir_warning(tmp_path: Path) -> None:
+    # Seen at every `make run` in a container: platformdirs' RuntimeDirWarning when XDG_RUNTIME_DIR is unset.
+    script = ("import sys; from pathlib import Path; from pulse_shared.localinfra import EmbeddedPostgres; "
+              "server = EmbeddedPostgres(Path(sys.argv[1]), delete_on_stop=True); server.stop()")
+    env = {k: v for k, v in os.environ.items() if k != "XDG_RUNTIME_DIR"}
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "pg")], env=env, capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "RuntimeDirWarning" not in done.stderr
+    assert "XDG_RUNTIME_DIR" not in done.stderr

