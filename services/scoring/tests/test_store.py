@@ -72,6 +72,20 @@ async def test_duplicates_and_redelivered_batches_count_once(engine: AsyncEngine
     assert version == 1
 
 
+async def test_the_log_says_what_each_batch_changed_and_names_duplicates(engine: AsyncEngine) -> None:
+    store = ResponseStore(["plan"])
+
+    async def summary(events: list[ResponseEvent]) -> dict[str, object]:
+        async with engine.begin() as conn:
+            return dict(await store.apply(conn, records(events)))
+
+    assert await summary([answer("r1", 3), answer("r2", 10)]) == {"applied": 2, "new": 2, "accounts": ["acme"]}
+    # The same answer sent again (a client retry with the same id): logged as unchanged, nothing counted.
+    assert await summary([answer("r1", 3)]) == {"applied": 1, "unchanged": 1, "accounts": []}
+    assert await summary([answer("r1", 9, revised=NOW + timedelta(minutes=1))]) == {
+        "applied": 1, "revised": 1, "accounts": ["acme"]}
+
+
 async def test_a_later_revision_moves_the_counts_and_an_older_one_does_not(engine: AsyncEngine) -> None:
     await apply(engine, [answer("r1", 3)])
     await apply(engine, [answer("r1", 9, comment="fixed!", revised=NOW + timedelta(minutes=1))], start=1)

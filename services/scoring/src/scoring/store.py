@@ -46,13 +46,17 @@ class ResponseStore:
         erasures = [e for e in fresh if isinstance(e, RespondentErased)]
         answers = [e for e in fresh if not isinstance(e, RespondentErased)]
         changed: set[str] = set()
+        outcome = {"new": 0, "revised": 0, "unchanged": 0}
         if erasures:
             await self._erase(conn, erasures)
         if answers:
-            changed |= await self._upsert_answers(conn, answers)
+            accounts, outcome = await self._upsert_answers(conn, answers)
+            changed |= accounts
         if changed:
             await self._bump_versions(conn, changed, traces)
-        return {"applied": len(fresh), "accounts": sorted(changed)[:20]}
+        # "unchanged": answers already stored as they are (a duplicate, a redelivery) or older revisions.
+        return {"applied": len(fresh), **{k: v for k, v in outcome.items() if v}, **(
+            {"erasures": len(erasures)} if erasures else {}), "accounts": sorted(changed)[:20]}
 
     async def _erase(self, conn: AsyncConnection, erasures: Sequence[RespondentErased]) -> None:
         keys = {(e.account_id, e.respondent_id) for e in erasures}
@@ -67,7 +71,8 @@ class ResponseStore:
             .values(comment=None, respondent_id=None, respondent_email=None, erased=True)
         )
 
-    async def _upsert_answers(self, conn: AsyncConnection, answers: Sequence[Answer]) -> set[str]:
+    async def _upsert_answers(self, conn: AsyncConnection, answers: Sequence[Answer]
+                              ) -> tuple[set[str], dict[str, int]]:
         latest = latest_per_response(answers)
         keys = list(latest)
         rows = (
@@ -117,7 +122,9 @@ class ResponseStore:
             revised = [dict(zip(sql.RESPONSE_COLUMNS, row, strict=True)) for row in updates]
             await conn.execute(sql.UPSERT_RESPONSES, {"rows": to_json(revised).decode()})
         await _apply_count_changes(conn, changes)
-        return {row[0] for row in inserts} | {row[0] for row in updates} | {m["a"] for m in time_moves}
+        accounts = {row[0] for row in inserts} | {row[0] for row in updates} | {m["a"] for m in time_moves}
+        return accounts, {"new": len(inserts), "revised": len(updates) + len(time_moves),
+                          "unchanged": len(answers) - len(inserts) - len(updates) - len(time_moves)}
 
     async def _bump_versions(self, conn: AsyncConnection, accounts: set[str], traces: dict[str, str | None]) -> None:
         ordered = sorted(accounts)
