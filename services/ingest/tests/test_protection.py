@@ -83,6 +83,23 @@ async def test_revoked_keys_and_closed_surveys(ingest: Ingest) -> None:
     assert await count_on_topic(ingest) == 0
 
 
+async def test_a_survey_put_takes_its_id_from_the_path(ingest: Ingest) -> None:
+    made = await ingest.client.put("/v1/admin/surveys/onboarding-ces", headers=ADMIN_H, json={
+        "name": "Onboarding effort", "survey_type": "ces"})
+    assert made.status_code == 200, made.text
+    assert made.json()["survey_id"] == "onboarding-ces"
+    listed = {s["survey_id"] for s in (await ingest.client.get("/v1/admin/surveys", headers=ADMIN_H)).json()}
+    assert "onboarding-ces" in listed
+    differs = await ingest.client.put("/v1/admin/surveys/onboarding-ces", headers=ADMIN_H, json={
+        "survey_id": "other", "name": "x", "survey_type": "ces"})
+    assert differs.status_code == 422
+    assert "differs" in differs.text
+    bad = await ingest.client.put("/v1/admin/surveys/Not%20A%20Slug", headers=ADMIN_H, json={
+        "name": "x", "survey_type": "ces"})
+    assert bad.status_code == 422
+    assert "in the path" in bad.text
+
+
 async def test_three_times_the_key_rate_gets_429_and_another_key_is_unaffected(ingest: Ingest) -> None:
     await ingest.client.put("/v1/admin/surveys/product-nps", headers=ADMIN_H, json={
         "survey_id": "product-nps", "name": "Product NPS", "survey_type": "nps"})

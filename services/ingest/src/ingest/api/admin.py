@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import delete
 
 from ingest.access import AdminDep
@@ -49,11 +49,23 @@ async def list_surveys(request: Request) -> list[Survey]:
     return sorted(_catalog(request).current.surveys.values(), key=lambda s: s.survey_id)
 
 
+class SurveyBody(Survey):
+    """A survey as sent to ``PUT /v1/admin/surveys/{survey_id}``: its id comes from the path."""
+
+    survey_id: Slug | None = None  # type: ignore[assignment]
+
+
 @router.put("/admin/surveys/{survey_id}", response_model=Survey)
-async def put_survey(survey_id: Annotated[str, Path(max_length=100)], survey: Survey, request: Request) -> Survey:
-    """Create or replace a survey (close it with ``closed: true``)."""
-    if survey.survey_id != survey_id:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail="survey_id in the path and body differ")
+async def put_survey(survey_id: Annotated[str, Path(max_length=100)], body: SurveyBody, request: Request) -> Survey:
+    """Create or replace a survey (close it with ``closed: true``). The id is the path's; a body may repeat it."""
+    if body.survey_id is not None and body.survey_id != survey_id:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                            detail=f"survey_id {body.survey_id!r} in the body differs from {survey_id!r} in the path")
+    try:
+        survey = Survey.model_validate({**body.model_dump(), "survey_id": survey_id})
+    except ValidationError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                            detail=f"survey id {survey_id!r} in the path: {exc.errors()[0]['msg']}") from exc
     await _catalog(request).upsert_survey(survey)
     return survey
 
