@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -24,6 +25,8 @@ from pulse_shared.loops import run_until_stopped
 from pulse_shared.producer import EventProducer
 from pulse_shared.runtime import Runtime, Worker
 
+log = logging.getLogger(__name__)
+
 
 def build_app(settings: IngestSettings) -> tuple[FastAPI, Runtime]:
     """The ingest app and its runtime, wired from ``settings``."""
@@ -37,7 +40,11 @@ def build_app(settings: IngestSettings) -> tuple[FastAPI, Runtime]:
         await producer.start()
         try:
             if settings.seed_file:
-                await seed.apply(catalog, seed.parse(Path(settings.seed_file)))
+                drift = await seed.apply(catalog, seed.parse(Path(settings.seed_file)), mode=settings.seed_mode)
+                if drift:
+                    log.warning("the seed file differs from the catalog; kept the catalog's (INGEST_SEED_MODE="
+                                "replace makes the file win)" if settings.seed_mode == "create" else
+                                "the seed file replaced catalog items changed since", extra={"drift": drift})
             await catalog.refresh()
             runtime.health.add_check("kafka", producer.ping)
             runtime.health.add_check("database", functools.partial(ping, engine))

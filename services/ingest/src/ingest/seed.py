@@ -76,11 +76,49 @@ def parse(path: Path, environ: dict[str, str] | None = None) -> SeedFile:
     return SeedFile.model_validate(_expand(data, dict(os.environ if environ is None else environ)))
 
 
-async def apply(store: CatalogStore, seed: SeedFile) -> None:
-    """Upsert everything the seed file names (nothing else is touched)."""
+async def apply(store: CatalogStore, seed: SeedFile, *, mode: str = "create") -> list[str]:
+    """Apply what the seed file names (nothing else is touched) and return the drift found.
+
+    ``create`` (the default) creates what is missing and never overwrites: an item the admin API changed
+    since (a closed survey, a key's new origins) is kept as it is, and each difference is reported, naming
+    the item and its fields (never their values: they may be secrets). ``replace`` makes the file the truth:
+    every item it names is written as the file says.
+    """
+    await store.refresh()
+    current = store.current
+    drift: list[str] = []
+
+    def differs(what: str, wanted: dict[str, Any], have: Any) -> bool:
+        fields = sorted(k for k, v in wanted.items() if _normal(getattr(have, k, None)) != _normal(v))
+        if fields:
+            drift.append(f"{what}: {', '.join(fields)}")
+        return bool(fields)
+
     for survey in seed.surveys:
-        await store.upsert_survey(Survey.model_validate(survey.model_dump(exclude={"keys"})))
+        wanted = Survey.model_validate(survey.model_dump(exclude={"keys"}))
+        have = current.surveys.get(survey.survey_id)
+        if have is None or (differs(f"survey {survey.survey_id}", wanted.model_dump(), have) and mode == "replace"):
+            await store.upsert_survey(wanted)
         for key in survey.keys:
-            await store.upsert_key(WriteKey(survey_id=survey.survey_id, **key.model_dump()))
+            wanted_key = WriteKey(survey_id=survey.survey_id, **key.model_dump())
+            had = current.keys.get(key.key)
+            shown = f"key {key.key[:12]}…"
+            if had is None or (differs(shown, wanted_key.model_dump(), had) and mode == "replace"):
+                await store.upsert_key(wanted_key)
     for source in seed.webhook_sources:
-        await store.upsert_source(source)
+        had_source = current.sources.get(source.source)
+        if had_source is None or (differs(f"webhook source {source.source}", source.model_dump(), had_source)
+                                  and mode == "replace"):
+            await store.upsert_source(source)
+    return drift
+
+
+def _normal(value: Any) -> Any:
+    """Values compared as the catalog stores them (tuples and lists alike, models as dicts)."""
+    if isinstance(value, BaseModel):
+        return _normal(value.model_dump())
+    if isinstance(value, list | tuple):
+        return [_normal(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _normal(v) for k, v in value.items()}
+    return value

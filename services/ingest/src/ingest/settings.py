@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from ingest.domain.client_address import IPNetwork, proxy_networks
@@ -23,6 +25,10 @@ class IngestSettings(ServiceSettings):
     seed_file: str | None = Field(
         None, validation_alias="INGEST_SEED_FILE", description="YAML file of surveys, keys and sources loaded at start."
     )
+    seed_mode: Literal["create", "replace"] = Field(
+        "create", validation_alias="INGEST_SEED_MODE",
+        description="create: the seed file creates what is missing and reports (never overwrites) what the admin "
+        "API changed since; replace: the file is the truth for every item it names.")
     catalog_refresh_seconds: float = Field(
         5.0, gt=0, validation_alias="INGEST_CATALOG_REFRESH_SECONDS",
         description="How often each replica reloads surveys and keys (a revoked key stops within this time).",
