@@ -15,7 +15,7 @@ from pulse_shared.events import InvalidEvent
 from pulse_shared.producer import EventProducer
 from pulse_shared.record_probe import fingerprints_at
 from pulse_shared.settings import ServiceSettings
-from pulse_shared.start_offset import StoredOffset
+from pulse_shared.start_offset import StoredOffset, fingerprint
 from pulse_shared.testing.topic_reader import read_topic
 from pulse_shared.topics import Topics
 
@@ -325,3 +325,18 @@ async def test_a_handler_failing_on_every_record_still_crashes_loudly(
     )
     with pytest.raises(DeadLetterLimitExceeded):
         await run_until(runner, lambda: False)
+
+
+async def test_the_probe_reads_the_record_of_every_partition_asked_for(
+    kafka_bootstrap: str, topics: Topics
+) -> None:
+    raw = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+    await raw.start()
+    try:
+        sent = {p: await raw.send_and_wait(topics.responses, b'{"n": 1}', key=f"k{p}".encode(), partition=p)
+                for p in range(3)}
+    finally:
+        await raw.stop()
+    wanted = {TopicPartition(topics.responses, p): meta.offset for p, meta in sent.items()}
+    found = await fingerprints_at(kafka_bootstrap, wanted, client_id="test")
+    assert found == {tp: fingerprint(sent[tp.partition].timestamp, f"k{tp.partition}".encode()) for tp in wanted}

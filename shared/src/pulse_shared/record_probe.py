@@ -29,16 +29,16 @@ async def fingerprints_at(bootstrap: str, wanted: dict[TopicPartition, int], *, 
         for tp, offset in wanted.items():
             consumer.seek(tp, offset)
         deadline = time.monotonic() + timeout
-        while len(found) < len(wanted) and time.monotonic() < deadline:
+        # A partition is paused once its first record was read (one record is all it takes): done when every
+        # wanted partition is.
+        while len(consumer.paused()) < len(wanted) and time.monotonic() < deadline:
             batches = await consumer.getmany(timeout_ms=200, max_records=1)
             for tp, records in batches.items():
-                if records and tp not in found:
+                if records and tp not in consumer.paused():
                     record = records[0]
                     if record.offset == wanted[tp]:
                         found[tp] = fingerprint(record.timestamp, record.key)
-                    consumer.pause(tp)  # one record is all it takes
-            if len(found) + len(consumer.paused()) >= len(wanted):
-                break
+                    consumer.pause(tp)
     except (TimeoutError, KafkaError, OSError) as exc:
         log.warning("could not read back the records stored offsets were fingerprinted with; trusting them",
                     extra={"error": repr(exc)[:300]})
