@@ -48,7 +48,7 @@ from pulse_shared.metrics import (
 from pulse_shared.producer import EventProducer
 from pulse_shared.record_probe import fingerprints_at
 from pulse_shared.settings import ServiceSettings
-from pulse_shared.start_offset import StoredOffset, choose_start
+from pulse_shared.start_offset import StoredOffset, choose_start, offset_to_check
 from pulse_shared.tracing import traceparent_from_headers
 
 log = logging.getLogger(__name__)
@@ -354,45 +354,36 @@ class ConsumerRunner(Generic[E]):
                      next_offset: int, messages: Sequence[ConsumerRecord], stop: asyncio.Event) -> bool:
         """Handle the batch; a failure that is not transient is isolated by bisecting the batch, so the
         record(s) causing it are dead-lettered and the partition goes on (instead of crash-looping on it)."""
-        first = messages[0].offset
+        raw = {m.offset: m for m in messages}
+        return await self._handle_or_isolate(consumer, tp, records, next_offset, messages[0].offset, raw, stop)
+
+    async def _handle_or_isolate(self, consumer: AIOKafkaConsumer, tp: TopicPartition, records: Sequence[Record[E]],
+                                 next_offset: int, first: int, raw: dict[int, ConsumerRecord],
+                                 stop: asyncio.Event) -> bool:
+        """Handle ``records``; if that fails on an error that is not transient, a single record is
+        dead-lettered (counted against the limit) and its offset stored past it, and more are split in
+        halves, each handled (and isolated again) in order."""
         try:
             return await self._handle_with_retry(consumer, tp, records, next_offset, first, stop)
-        except DeadLetterLimitExceeded:
-            raise
         except Exception as exc:
             if self._transient(exc):
                 raise
-            log.exception("batch failed on an error that is not transient; isolating the failing records",
-                      extra={"topic": tp.topic, "partition": tp.partition, "offset": first,
-                             "records": len(records), "error": repr(exc)[:300]})
-            raw = {m.offset: m for m in messages}
-            return await self._isolate(consumer, tp, records, next_offset, first, raw, stop, exc)
-
-    async def _isolate(self, consumer: AIOKafkaConsumer, tp: TopicPartition, records: Sequence[Record[E]],
-                       next_offset: int, first: int, raw: dict[int, ConsumerRecord], stop: asyncio.Event,
-                       exc: Exception) -> bool:
-        """``records`` failed with ``exc``: a single record is dead-lettered (counted against the limit) and
-        its offset stored past it; more are split in halves, each handled (and isolated again if it fails)."""
-        if len(records) <= 1:
-            if records:
-                record = records[0]
-                self._note(ok=False)
-                await self._dead_letter(raw[record.offset], f"handler failed: {exc!r}"[:1000],
-                                        extra_headers=[("pulse-dlq-exception", type(exc).__name__.encode())])
-            # The handler stores the offset past the dead-lettered record, with no effect.
-            return await self._handle_with_retry(consumer, tp, [], next_offset, first, stop)
-        for part, part_next in split(records, next_offset):
-            try:
-                done = await self._handle_with_retry(consumer, tp, part, part_next, part[0].offset, stop)
-            except DeadLetterLimitExceeded:
-                raise
-            except Exception as failed:
-                if self._transient(failed):
-                    raise
-                done = await self._isolate(consumer, tp, part, part_next, part[0].offset, raw, stop, failed)
-            if not done:
-                return False
-        return True
+            failure = exc
+        where = {"topic": tp.topic, "partition": tp.partition, "offset": first, "records": len(records)}
+        if len(records) > 1:
+            log.warning("batch failed on an error that is not transient; isolating the failing records",
+                        extra={**where, "error": repr(failure)[:300]})
+            for part, part_next in split(records, next_offset):
+                if not await self._handle_or_isolate(consumer, tp, part, part_next, part[0].offset, raw, stop):
+                    return False
+            return True
+        if records:
+            log.error("the handler fails on this record; dead-lettering it", extra=where, exc_info=failure)
+            self._note(ok=False)
+            await self._dead_letter(raw[records[0].offset], f"handler failed: {failure!r}"[:1000],
+                                    extra_headers=[("pulse-dlq-exception", type(failure).__name__.encode())])
+        # The handler stores the offset past the dead-lettered record, with no effect.
+        return await self._handle_with_retry(consumer, tp, [], next_offset, first, stop)
 
     async def _handle_with_retry(
         self,
@@ -494,9 +485,8 @@ class ConsumerRunner(Generic[E]):
         stored = await self._load_stored(assigned)
         beginning = await consumer.beginning_offsets(list(assigned))
         end = await consumer.end_offsets(list(assigned))
-        wanted = {tp: s.check_offset for tp, s in stored.items()
-                  if s.check_offset is not None and s.fingerprint is not None
-                  and beginning[tp] <= s.check_offset < end[tp] and s.next_offset <= end[tp]}
+        checks = {tp: offset_to_check(s, beginning=beginning[tp], end=end[tp]) for tp, s in stored.items()}
+        wanted = {tp: offset for tp, offset in checks.items() if offset is not None}
         found = await fingerprints_at(self._settings.kafka_bootstrap_servers, wanted,
                                       client_id=self._settings.kafka_client_id)
         for tp in assigned:

@@ -30,6 +30,14 @@ def fingerprint(timestamp_ms: int, key: bytes | None) -> str:
     return f"{timestamp_ms}:{zlib.crc32(key or b''):08x}"
 
 
+def offset_to_check(stored: StoredOffset, *, beginning: int, end: int) -> int | None:
+    """The offset whose record must be read back to recognise the log ``stored`` belongs to (None: there is
+    nothing to compare: no fingerprint, retention removed the record, or the offset is past the end anyway)."""
+    if stored.check_offset is None or stored.fingerprint is None or stored.next_offset > end:
+        return None
+    return stored.check_offset if beginning <= stored.check_offset < end else None
+
+
 @dataclass(frozen=True)
 class Start:
     """Seek to ``offset`` (None: leave the position to the consumer's reset policy); ``reset_store``: the
@@ -58,8 +66,7 @@ def choose_start(stored: StoredOffset | None, committed: int | None, *, beginnin
         return Start(beginning, origin, reset_store=from_database, warning=(
             "stored offset lies past the end of the partition: the broker lost its log (the dev broker forgets "
             "every topic on restart); reading this partition from the beginning"))
-    checked = (stored is not None and stored.fingerprint is not None and stored.check_offset is not None
-               and beginning <= stored.check_offset < end)
+    checked = stored is not None and offset_to_check(stored, beginning=beginning, end=end) is not None
     if checked and stored is not None and found is not None and found != stored.fingerprint:
         return Start(beginning, origin, reset_store=True, warning=(
             "stored offset belongs to an earlier incarnation of the topic (the record it was stored after "

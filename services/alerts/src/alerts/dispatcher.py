@@ -266,9 +266,7 @@ class AlertDispatcher:
     async def _dispatch(self, row: Row[Any]) -> None:
         facts = AlertFacts.model_validate(row.facts)
         members = await self._members(row, facts)
-        # A group goes out while any of its alerts still fires.
-        withdrawn = facts.withdrawn and all(m.withdrawn for m in members)
-        state = RowState(row.status, row.attempt_at, row.slack_ts, withdrawn=withdrawn)
+        state = RowState(row.status, row.attempt_at, row.slack_ts, withdrawn=_withdrawn(facts, members))
         action = next_action(state, slack_configured=self._slack is not None)
         if action == "log":
             # Silences, quiet hours and cooldowns hold in log-only mode too (what a laptop run shows is true).
@@ -388,7 +386,7 @@ class AlertDispatcher:
             return
         if not await self._clear_attempt(row):
             return
-        if facts.withdrawn and all(m.withdrawn for m in members):
+        if _withdrawn(facts, members):
             await self._finish(row, status="withdrawn", outcome="withdrawn")
             return
         await self._post(row, facts, members)
@@ -549,6 +547,11 @@ class AlertDispatcher:
             return str(row.receiver)
         fallback = row.fallback_channel or self._default_channel or "no channel (SLACK_DEFAULT_CHANNEL unset)"
         return f"DM to {account.owner_email}" if account.owner_email else f"{fallback} (the account has no owner)"
+
+
+def _withdrawn(facts: AlertFacts, members: list[AlertFacts]) -> bool:
+    """Whether the alert no longer fires: a group goes out while any of its alerts still does."""
+    return facts.withdrawn and all(m.withdrawn for m in members)
 
 
 def _seconds(value: float) -> timedelta:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
@@ -76,7 +76,7 @@ def parse(path: Path, environ: dict[str, str] | None = None) -> SeedFile:
     return SeedFile.model_validate(_expand(data, dict(os.environ if environ is None else environ)))
 
 
-async def apply(store: CatalogStore, seed: SeedFile, *, mode: str = "create") -> list[str]:
+async def apply(store: CatalogStore, seed: SeedFile, *, mode: Literal["create", "replace"] = "create") -> list[str]:
     """Apply what the seed file names (nothing else is touched) and return the drift found.
 
     ``create`` (the default) creates what is missing and never overwrites: an item the admin API changed

@@ -204,12 +204,9 @@ def render(facts: AlertFacts, *, owner_mention: str | None, context: AccountCont
         blocks.extend(_drop_blocks(facts, context))
     else:
         blocks.extend(_answer_blocks(facts, context))
-    context_bits = [f"{SEVERITY_EMOJI.get(facts.severity, '')} Rule `{escape(facts.rule)}` ({facts.severity})"]
-    if owner_mention:
-        context_bits.append(f"Owner: {owner_mention}")
-    if facts.response_id and facts.kind == "answer":
-        context_bits.append(f"Response `{clip(escape(facts.response_id), 300)}` via {escape(facts.source)}")
-    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": t.strip()} for t in context_bits]})
+    blocks.append(_context_line(facts, owner_mention, (
+        f"Response `{clip(escape(facts.response_id), 300)}` via {escape(facts.source)}"
+        if facts.response_id and facts.kind == "answer" else None)))
     tail = _handling_blocks(handling, buttons_for)
     blocks = blocks[:MAX_BLOCKS - len(tail)] + tail
     text = clip(escape(title), MAX_TEXT)
@@ -256,11 +253,7 @@ def _render_group(items: Sequence[AlertFacts], *, owner_mention: str | None, con
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text":
                        f"…and {len(items) - len(shown)} more: `GET /v1/alerts?account_id="
                        f"{clip(escape(first.account_id), 200)}&rule={escape(first.rule)}` lists them all."}]})
-    context_bits = [f"{SEVERITY_EMOJI.get(first.severity, '')} Rule `{escape(first.rule)}` ({first.severity})"]
-    if owner_mention:
-        context_bits.append(f"Owner: {owner_mention}")
-    context_bits.append(f"{len(items)} alerts grouped")
-    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": t.strip()} for t in context_bits]})
+    blocks.append(_context_line(first, owner_mention, f"{len(items)} alerts grouped"))
     blocks = blocks[:MAX_BLOCKS - len(tail)] + tail
     latest = next((i for i in reversed(items) if i.comment and not i.withdrawn), None)
     text = clip(escape(title), MAX_TEXT)
@@ -290,6 +283,16 @@ def _group_item(facts: AlertFacts) -> str:
     if facts.withdrawn:
         line = ":information_source: _Changed: no longer fires this rule._\n" + line
     return line
+
+
+def _context_line(facts: AlertFacts, owner_mention: str | None, last: str | None) -> dict[str, Any]:
+    """The closing context of a message: the rule and its severity, the owner, and ``last``."""
+    bits = [f"{SEVERITY_EMOJI.get(facts.severity, '')} Rule `{escape(facts.rule)}` ({facts.severity})"]
+    if owner_mention:
+        bits.append(f"Owner: {owner_mention}")
+    if last:
+        bits.append(last)
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": t.strip()} for t in bits]}
 
 
 def _when(at: datetime) -> str:

@@ -28,7 +28,7 @@ from scoring.queries import Histograms, account_exists, account_windows, by_segm
 router = APIRouter(prefix="/v1", tags=["scores"], responses=PROBLEMS)
 
 WINDOWS = "7d, 30d, 90d, 365d (rolling) or month, quarter (to date)"
-WindowParam = Annotated[WindowName, Query(description=WINDOWS)]
+WindowQuery = Annotated[WindowName, Query(alias="window", description=WINDOWS)]
 AccountParam = Annotated[str, Path(min_length=1, max_length=255)]
 MAX_POINTS = 1000
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No answer of this account was ever counted."}}
@@ -51,7 +51,7 @@ def _with_change(current: Histograms, before: Histograms, prev: Window) -> dict[
 async def account_scores(
     request: Request,
     account_id: AccountParam,
-    window_name: Annotated[WindowName, Query(alias="window", description=WINDOWS)] = "30d",
+    window_name: WindowQuery = "30d",
     method: Annotated[Literal["all", "latest_per_respondent"] | None, Query(
         description="all answers in the window, or each respondent's latest (default: SCORING_NPS_METHOD)")] = None,
 ) -> AccountScores:
@@ -107,7 +107,7 @@ async def account_timeseries(
 async def segment_scores(
     request: Request,
     prop: Annotated[str, Path(alias="property", min_length=1, max_length=100)],
-    window_name: Annotated[WindowName, Query(alias="window")] = "90d",
+    window_name: WindowQuery = "90d",
 ) -> SegmentScores:
     """One row per value of the property, across every account, with the change per value."""
     segmented: tuple[str, ...] = request.app.state.segments
@@ -126,7 +126,7 @@ async def segment_scores(
 @router.get("/scores", response_model=BaseScores)
 async def base_scores(
     request: Request,
-    window_name: Annotated[WindowName, Query(alias="window")] = "30d",
+    window_name: WindowQuery = "30d",
 ) -> BaseScores:
     """The whole customer base: every answer of every account in the window."""
     current = window(window_name, utcnow().date())

@@ -8,9 +8,8 @@ from datetime import date, timedelta
 from typing import Literal
 
 ROLLING = re.compile(r"^(7|30|90|365)d$")
-#: Every window the API accepts: rolling days, or the calendar month / quarter to date.
-WINDOW_PATTERN = r"^((7|30|90|365)d|month|quarter)$"
-#: The window names, as an API parameter type: a wrong one is refused with the list of valid ones.
+#: Every window the API accepts (rolling days, or the calendar month / quarter to date), as a parameter type: a
+#: wrong one is refused with the list of valid ones.
 WindowName = Literal["7d", "30d", "90d", "365d", "month", "quarter"]
 #: Windows carried in every score event and written to the CRMs.
 PUBLISHED_WINDOWS = ("30d", "90d")
