@@ -14,6 +14,7 @@ from ingest.api.requests import documented, header, json_body, parameter, valida
 from ingest.domain.submission import (
     MAX_BATCH,
     VALID_BATCH,
+    Identifier,
     NotForSurvey,
     Problems,
     ResponseIn,
@@ -130,10 +131,16 @@ class BatchResult(BaseModel):
 BATCH = TypeAdapter(BatchIn)
 
 
+IDENTIFIER: TypeAdapter[str] = TypeAdapter(Identifier)
+
+
 def _sent_id(items: list[dict[str, Any]], index: int) -> str | None:
-    """The ``response_id`` a rejected answer was sent with, when it sent a usable one."""
-    sent = items[index].get("response_id") if index < len(items) else None
-    return sent if isinstance(sent, str) and 0 < len(sent) <= 255 and "\x00" not in sent else None
+    """The ``response_id`` a rejected answer was sent with, when it is a valid identifier (else it is among
+    the answer's problems)."""
+    try:
+        return IDENTIFIER.validate_python(items[index].get("response_id"), strict=True)
+    except ValidationError:
+        return None
 
 
 def _in_words(problems: Problems) -> str:
