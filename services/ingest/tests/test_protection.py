@@ -185,9 +185,25 @@ async def test_the_openapi_documents_keys_and_refusals(ingest: Ingest) -> None:
     spec = (await ingest.client.get("/openapi.json")).json()
     post = spec["paths"]["/v1/responses"]["post"]
     assert {"401", "403", "410", "413", "422", "429", "503"} <= set(post["responses"])
-    assert any(p["name"] == "x-pulse-key" for p in post["parameters"])
     # Each refusal says in words when it happens.
     assert all(len(post["responses"][code]["description"]) > 10 for code in ("401", "403", "410", "429", "503"))
+    # Every way in is a declared security scheme (so /docs has an Authorize button for each), and each route
+    # names the ones it takes.
+    schemes = spec["components"]["securitySchemes"]
+    assert schemes["WriteKey"] == {**schemes["WriteKey"], "type": "apiKey", "in": "header", "name": "X-Pulse-Key"}
+    assert schemes["WriteKeyQuery"] == {**schemes["WriteKeyQuery"], "type": "apiKey", "in": "query", "name": "key"}
+    assert schemes["AdminToken"]["scheme"] == "bearer"
+    write_key = [{"WriteKey": []}, {"WriteKeyQuery": []}]
+    for path, method in (("/v1/responses", "post"), ("/v1/responses/batch", "post"),
+                         ("/v1/widget/eligibility", "get"), ("/v1/widget/snooze", "post")):
+        assert spec["paths"][path][method]["security"] == write_key, path
+    for path, item in spec["paths"].items():
+        for method, operation in item.items():
+            if path.startswith("/v1/admin") or path.startswith("/v1/respondents"):
+                assert operation["security"] == [{"AdminToken": []}], path
+                # An admin route lists the admin token's refusals, not the write key's.
+                assert "401" in operation["responses"], (path, method)
+                assert not {"403", "410", "429"} & set(operation["responses"]), (path, method)
 
 
 async def test_body_limits_and_the_fast_path_apply_below_an_asgi_root_path(ingest: Ingest) -> None:

@@ -49,22 +49,33 @@ def test_sampling_is_stable_and_close_to_the_percentage() -> None:
     assert not any(in_sample("s", "a", f"u{i}", 0) for i in range(100))
 
 
-async def test_eligibility_is_recorded_so_a_second_visit_sees_nothing(ingest: Ingest) -> None:
+async def test_asking_records_nothing_and_a_display_starts_the_recontact_period(ingest: Ingest) -> None:
     params = {"key": KEY, "account_id": "acme", "respondent_id": "u-1"}
+    who = {"account_id": "acme", "respondent_id": "u-1"}
     first = (await ingest.client.get("/v1/widget/eligibility", params=params)).json()
     assert first["show"] is True
     assert first["survey"]["scale_min"] == 0
     assert first["survey"]["scale_max"] == 10
+    # A probe or a crawler asking again changes nothing.
+    assert (await ingest.client.get("/v1/widget/eligibility", params=params)).json() == first
+    # Two tabs showing at once: one gets it.
+    shown = await asyncio.gather(*(ingest.client.post(f"/v1/widget/displays?key={KEY}", json=who) for _ in range(2)))
+    assert sorted(r.json()["show"] for r in shown) == [False, True]
+    assert {r.json()["reason"] for r in shown} == {"eligible", "just asked elsewhere"}
     second = (await ingest.client.get("/v1/widget/eligibility", params=params)).json()
     assert second == {"show": False, "reason": "asked within the last 90 days", "survey": None}
-    snoozed = await ingest.client.post(f"/v1/widget/snooze?key={KEY}", json={"account_id": "acme",
-                                                                             "respondent_id": "u-1"})
+    again = (await ingest.client.post(f"/v1/widget/displays?key={KEY}", json=who)).json()
+    assert again["reason"] == "asked within the last 90 days"
+    snoozed = await ingest.client.post(f"/v1/widget/snooze?key={KEY}", json=who)
     assert snoozed.status_code == 204
     third = (await ingest.client.get("/v1/widget/eligibility", params=params)).json()
     assert third["reason"] == "asked to be asked later"
     other = (await ingest.client.get("/v1/widget/eligibility", params={**params, "respondent_id": "u-2"})).json()
     assert other["show"] is True
     assert (await ingest.client.get("/v1/widget/eligibility", params={"key": KEY})).status_code == 422
+    missing = await ingest.client.post(f"/v1/widget/displays?key={KEY}", json={"account_id": "acme"})
+    assert missing.status_code == 422
+    assert "respondent_id" in missing.text
 
 
 async def test_widget_script_is_small_and_served(ingest: Ingest) -> None:

@@ -5,14 +5,14 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request, status
 from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import delete
 
 from ingest.access import AdminDep
-from ingest.api.responses import REFUSALS, Problem
+from ingest.api.responses import Problem
 from ingest.catalog import CatalogStore
 from ingest.domain.catalog import (
     CatalogModel,
@@ -32,10 +32,11 @@ from pulse_shared.producer import PublishFailed
 
 router = APIRouter(prefix="/v1", dependencies=[AdminDep], tags=["admin"], responses={
     401: {"model": Problem, "description": "The admin token is missing or wrong."},
-    404: {"model": Problem, "description": "No such survey or key."},
     422: {"model": Problem, "description": "The request is malformed (the message names the problem)."},
     503: {"model": Problem, "description": "The admin API is off (INGEST_ADMIN_TOKEN unset) or the log is down."},
 })
+NO_SURVEY: dict[int | str, dict[str, Any]] = {404: {"model": Problem, "description": "No such survey."}}
+NO_KEY: dict[int | str, dict[str, Any]] = {404: {"model": Problem, "description": "No such key."}}
 
 
 def _catalog(request: Request) -> CatalogStore:
@@ -78,7 +79,8 @@ class KeyRequest(CatalogModel):
     rate_per_minute: Annotated[int, Field(ge=1, le=1_000_000)] = 600
 
 
-@router.post("/admin/surveys/{survey_id}/keys", response_model=WriteKey, status_code=status.HTTP_201_CREATED)
+@router.post("/admin/surveys/{survey_id}/keys", response_model=WriteKey, status_code=status.HTTP_201_CREATED,
+             responses=NO_SURVEY)
 async def create_key(survey_id: Annotated[str, Path(max_length=100)], body: KeyRequest, request: Request) -> WriteKey:
     """Issue a write key for a survey (several may be active at once, for rotation)."""
     catalog = _catalog(request)
@@ -90,13 +92,16 @@ async def create_key(survey_id: Annotated[str, Path(max_length=100)], body: KeyR
     return key
 
 
-@router.get("/admin/surveys/{survey_id}/keys", response_model=list[WriteKey])
+@router.get("/admin/surveys/{survey_id}/keys", response_model=list[WriteKey], responses=NO_SURVEY)
 async def list_keys(survey_id: Annotated[str, Path(max_length=100)], request: Request) -> list[WriteKey]:
     """The survey's keys, revoked ones included."""
-    return [k for k in _catalog(request).current.keys.values() if k.survey_id == survey_id]
+    current = _catalog(request).current
+    if survey_id not in current.surveys:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no survey {survey_id!r}")
+    return [k for k in current.keys.values() if k.survey_id == survey_id]
 
 
-@router.delete("/admin/keys/{key}", response_model=WriteKey)
+@router.delete("/admin/keys/{key}", response_model=WriteKey, responses=NO_KEY)
 async def revoke_key(key: Annotated[str, Path(max_length=100)], request: Request) -> WriteKey:
     """Revoke a key: every replica refuses it within the catalog refresh interval."""
     catalog = _catalog(request)
@@ -159,7 +164,7 @@ class ErasureAccepted(BaseModel):
 
 
 @router.delete("/respondents/{respondent_id}", response_model=ErasureAccepted,
-               status_code=status.HTTP_202_ACCEPTED, tags=["privacy"], responses=REFUSALS)
+               status_code=status.HTTP_202_ACCEPTED, tags=["privacy"])
 async def erase_respondent(
     respondent_id: Annotated[Identifier, Path()],
     account_id: Annotated[Identifier, Query(description="The respondent's account")],

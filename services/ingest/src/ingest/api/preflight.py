@@ -15,7 +15,7 @@ from ingest.protection import origin_allowed
 
 router = APIRouter(prefix="/v1", include_in_schema=False)
 
-BROWSER_PATHS = ("/responses", "/responses/batch", "/widget/eligibility", "/widget/snooze")
+BROWSER_PATHS = ("/responses", "/responses/batch", "/widget/eligibility", "/widget/displays", "/widget/snooze")
 PREFLIGHT_MAX_AGE = "600"
 
 

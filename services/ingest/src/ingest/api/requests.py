@@ -49,12 +49,15 @@ def header(request: Request, name: str, adapter: TypeAdapter[str]) -> str | None
         raise validation_error(exc, "header", name) from exc
 
 
-def documented(body: type[BaseModel], *parameters: dict[str, Any]) -> dict[str, Any]:
-    """``openapi_extra`` describing a JSON body of ``body``'s schema and the given parameters."""
+def documented(body: type[BaseModel], *parameters: dict[str, Any],
+               security: list[dict[str, list[str]]]) -> dict[str, Any]:
+    """``openapi_extra`` describing a JSON body of ``body``'s schema, the given parameters and the security
+    requirements (schemes declared elsewhere in the app)."""
     schema = body.model_json_schema(ref_template="#/components/schemas/{model}")
     return {
         "parameters": list(parameters),
         "requestBody": {"required": True, "content": {"application/json": {"schema": schema}}},
+        "security": security,
     }
 
 

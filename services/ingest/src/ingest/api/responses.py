@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException, Request, Response, status
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from pydantic_core import to_json
 
-from ingest.access import KEY_HELP, authorize
+from ingest.access import WRITE_KEY_SECURITY, authorize
 from ingest.api.requests import documented, header, json_body, parameter, validation_error
 from ingest.domain.submission import (
     MAX_BATCH,
@@ -56,19 +56,15 @@ REFUSALS: dict[int | str, dict[str, Any]] = {
 }
 
 
-KEY_PARAMETERS = (
-    parameter("x-pulse-key", "header", KEY_HELP, maxLength=100),
-    parameter("key", "query", KEY_HELP, maxLength=100),
-)
 IdempotencyKey = TypeAdapter(Annotated[str, Field(min_length=1, max_length=255)])
 ANSWER = TypeAdapter(ResponseIn)
 
 
 @router.post(
     "/responses", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted, responses=REFUSALS,
-    openapi_extra=documented(ResponseIn, *KEY_PARAMETERS, parameter(
+    openapi_extra=documented(ResponseIn, parameter(
         "idempotency-key", "header", "Stands for response_id when the answer has none: a retry with the same "
-        "key is the same answer.", minLength=1, maxLength=255)),
+        "key is the same answer.", minLength=1, maxLength=255), security=WRITE_KEY_SECURITY),
 )
 async def submit_response(request: Request, response: Response) -> Accepted:
     """Accept one answer. The same ``response_id`` (or ``Idempotency-Key``) sent again is acknowledged
@@ -151,7 +147,7 @@ UNAVAILABLE = "the event log did not take it; send it again"
 
 
 @router.post("/responses/batch", response_model=BatchResult, status_code=status.HTTP_202_ACCEPTED,
-             responses=REFUSALS, openapi_extra=documented(BatchIn, *KEY_PARAMETERS))
+             responses=REFUSALS, openapi_extra=documented(BatchIn, security=WRITE_KEY_SECURITY))
 async def submit_batch(request: Request, response: Response) -> Response:
     """Accept up to 500 answers at once. Each gets its own result: accepted, rejected with the reason, or
     unavailable (the broker did not take it: send it again). 503 when none could be published."""

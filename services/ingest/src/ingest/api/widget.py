@@ -8,9 +8,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import Response as RawResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-from ingest.access import SubmitterDep
+from ingest.access import Submitter, SubmitterDep
 from ingest.api.responses import REFUSALS
 from ingest.contacts import ContactStore
 from ingest.domain.eligibility import decide
@@ -46,7 +46,32 @@ class Eligibility(BaseModel):
     survey: SurveyOut | None = None
 
 
-@router.get("/v1/widget/eligibility", response_model=Eligibility, responses=REFUSALS)
+class Respondent(BaseModel):
+    """Who the widget is for."""
+
+    account_id: Identifier
+    respondent_id: Identifier
+    signed_up_at: date | None = Field(None, description="The respondent's sign-up day (minimum-age rule)")
+
+
+async def _decide(who: Submitter, request: Request, respondent: Respondent) -> tuple[Eligibility, datetime]:
+    contacts: ContactStore = request.app.state.contacts
+    survey = who.survey
+    now = utcnow()
+    signed_up = datetime.combine(respondent.signed_up_at, datetime.min.time(), UTC) if respondent.signed_up_at else None
+    contact = await contacts.get(survey.survey_id, respondent.account_id, respondent.respondent_id)
+    decision = decide(survey, contact, account_id=respondent.account_id, respondent_id=respondent.respondent_id,
+                      now=now, signed_up_at=signed_up)
+    if not decision.show:
+        return Eligibility(show=False, reason=decision.reason), now
+    lo, hi = survey.scale
+    return Eligibility(show=True, reason=decision.reason, survey=SurveyOut(
+        survey_id=survey.survey_id, survey_type=survey.survey_type, question=survey.question, scale_min=lo,
+        scale_max=hi)), now
+
+
+@router.get("/v1/widget/eligibility", response_model=Eligibility, responses=REFUSALS,
+            summary="Whether to show the survey to this respondent now")
 async def eligibility(
     who: SubmitterDep,
     request: Request,
@@ -54,24 +79,29 @@ async def eligibility(
     respondent_id: Annotated[Identifier, Query()],
     signed_up_at: Annotated[date | None, Query(description="The respondent's sign-up day (minimum-age rule)")] = None,
 ) -> Eligibility:
-    """Decide with the survey's display rules; a 'show' is recorded, so the recontact period starts now and
-    no other tab or replica shows it again."""
+    """Decide with the survey's display rules (recontact period, 'ask me later', minimum days since sign-up,
+    sampling). Only a question: nothing is recorded, so a probe or a crawler starts no recontact period. The
+    widget records the display with ``POST /v1/widget/displays`` as it shows."""
+    answer, _now = await _decide(who, request, Respondent(account_id=account_id, respondent_id=respondent_id,
+                                                          signed_up_at=signed_up_at))
+    return answer
+
+
+@router.post("/v1/widget/displays", response_model=Eligibility, responses=REFUSALS,
+             summary="Record that the widget is showing the survey")
+async def display(body: Respondent, who: SubmitterDep, request: Request) -> Eligibility:
+    """The widget is about to show the survey: decide again and record the display, so the recontact period
+    starts now. Only one of several tabs or replicas asking at once gets ``show: true``; the others are told
+    ``just asked elsewhere`` and show nothing."""
+    answer, now = await _decide(who, request, body)
+    if not answer.show:
+        return answer
     contacts: ContactStore = request.app.state.contacts
     survey = who.survey
-    now = utcnow()
-    signed_up = datetime.combine(signed_up_at, datetime.min.time(), UTC) if signed_up_at else None
-    contact = await contacts.get(survey.survey_id, account_id, respondent_id)
-    decision = decide(survey, contact, account_id=account_id, respondent_id=respondent_id, now=now,
-                      signed_up_at=signed_up)
-    if decision.show and not await contacts.claim_showing(survey.survey_id, account_id, respondent_id, now,
-                                                          timedelta(days=survey.recontact_days)):
+    if not await contacts.claim_showing(survey.survey_id, body.account_id, body.respondent_id, now,
+                                        timedelta(days=survey.recontact_days)):
         return Eligibility(show=False, reason="just asked elsewhere")
-    if not decision.show:
-        return Eligibility(show=False, reason=decision.reason)
-    lo, hi = survey.scale
-    return Eligibility(show=True, reason=decision.reason, survey=SurveyOut(
-        survey_id=survey.survey_id, survey_type=survey.survey_type, question=survey.question, scale_min=lo,
-        scale_max=hi))
+    return answer
 
 
 class SnoozeIn(BaseModel):
@@ -81,7 +111,7 @@ class SnoozeIn(BaseModel):
     respondent_id: Identifier
 
 
-@router.post("/v1/widget/snooze", status_code=204, responses=REFUSALS)
+@router.post("/v1/widget/snooze", status_code=204, responses=REFUSALS, summary="Ask me later")
 async def snooze(body: SnoozeIn, who: SubmitterDep, request: Request, response: Response) -> Response:
     """'Ask me later': not again for the survey's ask-later period."""
     contacts: ContactStore = request.app.state.contacts

@@ -134,10 +134,16 @@
     cfg.host = cfg.host || (script ? new URL(script.src).origin : window.location.origin);
     state.cfg = cfg;
     flush();
-    return fetch(url("/v1/widget/eligibility", { account_id: cfg.accountId, respondent_id: cfg.respondentId,
-                                                 signed_up_at: cfg.signedUpAt }), { credentials: "omit" })
-      .then(function (res) { return res.ok ? res.json() : null; })
-      .then(function (answer) { if (answer && answer.show && answer.survey) render(answer.survey); })
+    var who = { account_id: cfg.accountId, respondent_id: cfg.respondentId, signed_up_at: cfg.signedUpAt };
+    function json(res) { return res.ok ? res.json() : null; }
+    // Asking is free of side effects; the display is recorded (and claimed against other tabs) as it shows.
+    return fetch(url("/v1/widget/eligibility", who), { credentials: "omit" }).then(json)
+      .then(function (answer) {
+        if (!answer || !answer.show) return null;
+        return fetch(url("/v1/widget/displays"), { method: "POST", headers: { "Content-Type": "application/json" },
+          body: JSON.stringify(who), credentials: "omit" }).then(json);
+      })
+      .then(function (shown) { if (shown && shown.show && shown.survey) render(shown.survey); })
       .catch(function () { /* offline: try again on the next page */ });
   }
 
