@@ -228,6 +228,15 @@ def test_a_message_a_csm_can_act_on() -> None:
     assert text.startswith("Detractor: Acme &lt;Corp&gt; gave NPS 3/10")
 
 
+def test_a_ces_answer_is_named_in_the_api_s_words() -> None:
+    ces = FACTS.model_copy(update={"survey_type": "ces", "score": 2, "scale_min": 1, "scale_max": 7,
+                                   "sentiment": "dissatisfied"})
+    text, blocks = render(ces, owner_mention=None, context=None)
+    assert "Difficult" in str(blocks)
+    assert "Dissatisfied" not in str(blocks)
+    assert text.startswith("Difficult: ")
+
+
 def test_a_long_comment_continues_over_sections_and_is_never_cut_inside_an_escape() -> None:
     comment = ("Support & billing <3 " * 240)[:5000]
     _, blocks = render(FACTS.model_copy(update={"comment": comment}), owner_mention=None, context=CONTEXT)

@@ -47,6 +47,8 @@ async def api(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
     events.append(answer("rep-1", 0, days_ago=5, respondent="u1", comment="first"))
     events.append(answer("rep-2", 10, days_ago=1, respondent="u1", comment="later"))
     events.append(answer("c-1", 5, survey="csat", days_ago=2))
+    events.append(answer("e-1", 7, survey="ces", account="globex", days_ago=2, plan="free"))
+    events.append(answer("e-2", 2, survey="ces", account="globex", days_ago=2, plan="free"))
     events.append(answer("other-1", 3, account="globex", days_ago=3, plan="free"))
     engine = create_engine(database_url, pool_size=2)
     handler = TransactionalHandler(engine, consumer_offsets, "scoring", ResponseStore(["plan"]).apply, name="t",
@@ -125,6 +127,21 @@ async def test_recent_detractors_page_by_cursor(api: httpx.AsyncClient) -> None:
     assert len(seen) == len(set(seen)) == 20 + 33 + 1  # current, previous window, rep-1
     first = (await api.get("/v1/responses", params={"limit": 1})).json()["items"][0]
     assert first["submitted_at"] >= NOW.isoformat()[:10]
+
+
+async def test_ces_answers_have_their_own_category_names_in_filter_output_and_counts(api: httpx.AsyncClient) -> None:
+    async def ids(category: str) -> list[str]:
+        page = (await api.get("/v1/responses", params={"category": category})).json()
+        return [(i["response_id"], i["category"]) for i in page["items"] if i["survey_type"] != "nps"]
+
+    assert await ids("easy") == [("e-1", "easy")]
+    assert await ids("difficult") == [("e-2", "difficult")]
+    assert await ids("satisfied") == [("c-1", "satisfied")]  # a CSAT answer; the easy CES one is not "satisfied"
+    ces = (await api.get("/v1/accounts/globex/scores", params={"window": "30d"})).json()["scores"]["ces"]
+    assert ces["counts"] == {"easy": 1, "neutral": 0, "difficult": 1}
+    refused = await api.get("/v1/responses", params={"category": "not_easy"})
+    assert refused.status_code == 422
+    assert "easy" in refused.text
 
 
 @pytest.mark.parametrize(

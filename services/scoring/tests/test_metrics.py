@@ -89,7 +89,7 @@ def test_ces_mean_with_a_t_free_normal_interval_and_share_of_easy() -> None:
     sd = math.sqrt(((7 - 5.5) ** 2 * 2 + (5 - 5.5) ** 2 + (3 - 5.5) ** 2) / 3)
     assert m.ci_low == pytest.approx(5.5 - 1.959963984540054 * sd / 2, abs=0.01)
     assert m.ci_high == 7.0  # 5.5 + 1.88 = 7.38 leaves the 1-7 scale: clamped
-    assert m.counts == {"easy": 3, "not_easy": 1}
+    assert m.counts == {"easy": 3, "neutral": 0, "difficult": 1}  # the names the API and alerts use
     single = ces({(1, 7, 6): 1})
     assert (single.value, single.ci_low) == (6.0, None)
 

@@ -83,6 +83,42 @@ def classify(survey_type: SurveyType, score: int, scale_min: int, scale_max: int
     return "neutral" if score >= midpoint else "dissatisfied"
 
 
+#: An answer's category as users read it (API counts, the ``category=`` filter, alert text): NPS promoter /
+#: passive / detractor, CSAT satisfied / neutral / dissatisfied, CES easy / neutral / difficult. Events carry
+#: the :data:`Sentiment` (a CES answer's is satisfied / neutral / dissatisfied, as it always was on the log);
+#: :func:`category_of` names it.
+Category = Literal["promoter", "passive", "detractor", "satisfied", "neutral", "dissatisfied", "easy", "difficult"]
+CATEGORIES: dict[SurveyType, tuple[Category, ...]] = {
+    "nps": ("promoter", "passive", "detractor"),
+    "csat": ("satisfied", "neutral", "dissatisfied"),
+    "ces": ("easy", "neutral", "difficult"),
+}
+_CES: dict[str, Category] = {"satisfied": "easy", "neutral": "neutral", "dissatisfied": "difficult"}
+
+
+def category_of(survey_type: str, sentiment: str) -> str:
+    """The category users read for an answer of ``survey_type`` classified ``sentiment``."""
+    return _CES.get(sentiment, sentiment) if survey_type == "ces" else sentiment
+
+
+def sentiments_of(category: Category) -> list[tuple[SurveyType, Sentiment]]:
+    """Which (survey type, sentiment) pairs a category names: ``easy`` is a CES answer classified satisfied,
+    ``satisfied`` a CSAT one, ``neutral`` either."""
+    pairs: list[tuple[SurveyType, Sentiment]] = []
+    for survey_type, names in CATEGORIES.items():
+        for name, sentiment in zip(names, _SENTIMENTS[survey_type], strict=True):
+            if name == category:
+                pairs.append((survey_type, sentiment))
+    return pairs
+
+
+_SENTIMENTS: dict[SurveyType, tuple[Sentiment, ...]] = {
+    "nps": ("promoter", "passive", "detractor"),
+    "csat": ("satisfied", "neutral", "dissatisfied"),
+    "ces": ("satisfied", "neutral", "dissatisfied"),
+}
+
+
 def reject_nul(value: Any, where: str = "value") -> None:
     """Refuse NUL characters anywhere in strings (keys included): PostgreSQL text cannot store them, so
     letting one through would turn into a poison message downstream instead of a clear refusal here."""

@@ -4,6 +4,7 @@ stored answers), turned into metrics."""
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, time
 from typing import Any, Literal
 
@@ -156,7 +157,7 @@ async def list_responses(
     conn: AsyncConnection,
     *,
     account_id: str | None,
-    sentiment: str | None,
+    sentiments: Sequence[tuple[str, str]] | None,
     survey_type: str | None,
     after: tuple[datetime, str, str] | None,
     limit: int,
@@ -166,8 +167,9 @@ async def list_responses(
     conditions = []
     if account_id is not None:
         conditions.append(r.account_id == account_id)
-    if sentiment is not None:
-        conditions.append(r.sentiment == sentiment)
+    if sentiments is not None:  # (survey type, sentiment) pairs: a category's meaning differs by survey type
+        conditions.append(or_(*(and_(r.survey_type == kind, r.sentiment == sentiment)
+                                for kind, sentiment in sentiments)))
     if survey_type is not None:
         conditions.append(r.survey_type == survey_type)
     if after is not None:

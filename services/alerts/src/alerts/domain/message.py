@@ -17,7 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from alerts.domain.handling import Handling
-from pulse_shared.events import ScoreSummary
+from pulse_shared.events import ScoreSummary, category_of
 
 MAX_BLOCKS = 50
 MAX_SECTION = 3000
@@ -27,9 +27,6 @@ MAX_TEXT = 3000  # the notification fallback: Slack truncates past 40,000; keep 
 MINUS = "\u2212"  # typographic minus, as Slack renders numbers best
 DASH = "\u2013"
 SCALE_LABEL = {"nps": "NPS", "csat": "CSAT", "ces": "CES"}
-SENTIMENT_LABEL = {"detractor": "Detractor", "passive": "Passive", "promoter": "Promoter",
-                   "dissatisfied": "Dissatisfied", "neutral": "Neutral", "satisfied": "Satisfied"}
-CES_LABEL = {"dissatisfied": "Difficult", "neutral": "Neutral", "satisfied": "Easy"}
 SEVERITY_EMOJI = {"critical": ":red_circle:", "warning": ":large_orange_circle:", "info": ":large_blue_circle:"}
 PERSONAL = ("comment", "respondent_id", "respondent_email")
 USER = re.compile(r"[UW][A-Z0-9]{2,}")
@@ -163,10 +160,8 @@ def _account_line(facts: AlertFacts, context: AccountContext | None) -> str:
 
 
 def _category(facts: AlertFacts) -> str:
-    sentiment = facts.sentiment or ""
-    if facts.survey_type == "ces":
-        return CES_LABEL.get(sentiment, sentiment)
-    return SENTIMENT_LABEL.get(sentiment, sentiment.capitalize())
+    """The answer's category in the words the API uses (a CES answer is easy / neutral / difficult)."""
+    return category_of(facts.survey_type or "", facts.sentiment or "").capitalize()
 
 
 def headline(facts: AlertFacts, context: AccountContext | None = None) -> str:

@@ -10,12 +10,11 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, HTTPException, Query, Request, status
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from pulse_shared.events import Category, category_of, sentiments_of
 from scoring.api.models import PROBLEMS, ResponseOut, ResponsePage
 from scoring.queries import list_responses
 
 router = APIRouter(prefix="/v1", tags=["responses"], responses=PROBLEMS)
-
-Category = Literal["promoter", "passive", "detractor", "satisfied", "neutral", "dissatisfied"]
 
 
 def encode_cursor(submitted_at: datetime, account_id: str, response_id: str) -> str:
@@ -41,7 +40,9 @@ def decode_cursor(cursor: str) -> tuple[datetime, str, str]:
 async def recent_responses(
     request: Request,
     account_id: Annotated[str | None, Query(min_length=1, max_length=255)] = None,
-    category: Annotated[Category | None, Query(description="promoter, passive, detractor, satisfied, ...")] = None,
+    category: Annotated[Category | None, Query(
+        description="NPS: promoter, passive, detractor; CSAT: satisfied, neutral, dissatisfied; CES: easy, neutral, "
+                    "difficult (neutral matches CSAT and CES answers)")] = None,
     survey_type: Annotated[Literal["nps", "csat", "ces"] | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=1000)] = None,
@@ -53,11 +54,12 @@ async def recent_responses(
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=f"cursor: {exc}") from exc
     engine: AsyncEngine = request.app.state.engine
     async with engine.connect() as conn:
-        rows = await list_responses(conn, account_id=account_id, sentiment=category, survey_type=survey_type,
-                                    after=after, limit=limit + 1)
+        rows = await list_responses(conn, account_id=account_id, survey_type=survey_type, after=after,
+                                    sentiments=sentiments_of(category) if category else None, limit=limit + 1)
     items = [
         ResponseOut(response_id=r.response_id, account_id=r.account_id, survey_type=r.survey_type, score=r.score,
-                    scale_min=r.scale_min, scale_max=r.scale_max, category=r.sentiment, comment=r.comment,
+                    scale_min=r.scale_min, scale_max=r.scale_max, category=category_of(r.survey_type, r.sentiment),
+                    comment=r.comment,
                     respondent_id=r.respondent_id, properties=r.properties, submitted_at=r.submitted_at,
                     source=r.source, erased=r.erased)
         for r in rows[:limit]

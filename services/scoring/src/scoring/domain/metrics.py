@@ -9,7 +9,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from pulse_shared.events import SurveyType, classify
+from pulse_shared.events import SurveyType, category_of, classify
 
 Z95 = 1.959963984540054
 
@@ -88,10 +88,12 @@ def wilson(p: float, n: int, z: float = Z95) -> tuple[float, float]:
 
 
 def ces(hist: Histogram) -> Metric:
-    """CES as the mean score with a normal interval (needs n >= 2), and the share of easy answers."""
+    """CES as the mean score with a normal interval (needs n >= 2), and the answers counted easy / neutral /
+    difficult (the share of easy ones is ``easy / n``)."""
     n = sum(hist.values())
-    easy = sum(k for (lo, hi, score), k in hist.items() if classify("ces", score, lo, hi) == "satisfied")
-    counts = {"easy": easy, "not_easy": n - easy}
+    counts = {"easy": 0, "neutral": 0, "difficult": 0}
+    for (lo, hi, score), k in hist.items():
+        counts[category_of("ces", classify("ces", score, lo, hi))] += k
     if n == 0:
         return Metric("ces", 0, None, None, None, counts)
     mean = sum(score * k for (_lo, _hi, score), k in hist.items()) / n
