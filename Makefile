@@ -22,11 +22,14 @@ install:
 run: install
 	$(UV) run --frozen python scripts/dev.py
 
-# The widget's test drives Debian's Chromium (never a downloaded browser build).
+# The widget's test drives Debian's Chromium (never a downloaded browser build); the documentation's examples
+# are run in zsh as well as bash.
 browser:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
-	  else echo "The widget test needs Chromium: sudo apt-get install chromium" >&2; exit 1; fi; }
+	@missing=""; command -v chromium >/dev/null 2>&1 || missing="chromium"; \
+	command -v zsh >/dev/null 2>&1 || missing="$$missing zsh"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  else echo "The tests need: $$missing (sudo apt-get install$$missing)" >&2; exit 1; fi; fi
 
 test: install browser
 	$(UV) run --frozen pytest

@@ -33,6 +33,8 @@ SERVICES = (
     ("crm_sync", "CRM_SYNC_PORT", 8003),
 )
 STATEFUL = ("ingest", "scoring", "alerts", "crm_sync")
+#: The ingest admin token of `make run` (set INGEST_ADMIN_TOKEN to choose another).
+DEV_INGEST_ADMIN_TOKEN = "dev-ingest-admin-token"
 #: The alerts admin token of `make run` (set ALERTS_ADMIN_TOKEN to choose another).
 DEV_ALERTS_ADMIN_TOKEN = "dev-alerts-admin-token"
 #: The crm-sync admin token of `make run` (set CRM_SYNC_ADMIN_TOKEN to choose another).
@@ -85,6 +87,7 @@ def main() -> int:
             say("dev", f"started embedded PostgreSQL (data in {STATE / 'postgres'})")
         env.setdefault("INGEST_SEED_FILE", str(ROOT / "deploy" / "dev" / "seed.yaml"))
         env.setdefault("ALERTS_CONFIG_FILE", str(ROOT / "deploy" / "dev" / "alerts.yaml"))
+        env.setdefault("INGEST_ADMIN_TOKEN", DEV_INGEST_ADMIN_TOKEN)
         env.setdefault("ALERTS_ADMIN_TOKEN", DEV_ALERTS_ADMIN_TOKEN)
         env.setdefault("CRM_SYNC_ADMIN_TOKEN", DEV_CRM_ADMIN_TOKEN)
         env.setdefault("SCORING_API_TOKENS", DEV_SCORING_TOKEN)

@@ -85,9 +85,20 @@ async def test_a_silenced_alert_is_stored_visible_and_never_posted(
                                                  "comment": "migration weekend, we know"})
     assert made.status_code == 201, made.text
     silence = made.json()
-    for bad in ({"ends_at": until, "author": "j", "comment": "c"},  # no matcher
-                {"rule": "x", "ends_at": "2020-01-01T00:00:00Z", "author": "j", "comment": "c"}):
-        assert (await admin.post("/v1/silences", json=bad)).status_code == 422
+    for bad, why in (({"ends_at": until, "author": "j", "comment": "c"}, "at least one matcher"),
+                     ({"rule": "x", "ends_at": "2020-01-01T00:00:00Z", "author": "j", "comment": "c"}, "after"),
+                     ({"rule": "x", "author": "j", "comment": "c"}, "either ends_at or duration"),
+                     ({"rule": "x", "ends_at": until, "duration": "2h", "author": "j", "comment": "c"}, "either"),
+                     ({"rule": "x", "duration": "2 hours", "author": "j", "comment": "c"}, "not a duration")):
+        refused = await admin.post("/v1/silences", json=bad)
+        assert refused.status_code == 422, bad
+        assert why in refused.text, refused.text
+    # A duration instead of an end: two hours from now.
+    timed = await admin.post("/v1/silences", json={"rule": "nps-drop", "duration": "2h", "author": "j", "comment": "c"})
+    assert timed.status_code == 201, timed.text
+    window = datetime.fromisoformat(timed.json()["ends_at"]) - datetime.fromisoformat(timed.json()["starts_at"])
+    assert window == timedelta(hours=2)
+    assert (await admin.delete(f"/v1/silences/{timed.json()['id']}")).status_code == 200
     await harness.feed(answer("r1", 2, comment="Broken again"), answer("r2", 2, comment="Other", account="globex"))
     d = dispatcher(harness, slack)
     await settle(harness, d)
@@ -98,7 +109,7 @@ async def test_a_silenced_alert_is_stored_visible_and_never_posted(
     assert [s["id"] for s in (await admin.get("/v1/silences")).json()] == [silence["id"]]
     assert (await admin.delete(f"/v1/silences/{silence['id']}")).status_code == 200
     assert (await admin.get("/v1/silences")).json() == []
-    assert len((await admin.get("/v1/silences", params={"all": "true"})).json()) == 1
+    assert len((await admin.get("/v1/silences", params={"all": "true"})).json()) == 2  # both ended, kept
     assert (await admin.delete("/v1/silences/999")).status_code == 404
     # After the silence, the account's alerts go out again.
     await harness.feed(answer("r3", 1, comment="Still broken"))

@@ -13,13 +13,16 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-from aiokafka import AIOKafkaConsumer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy.dialects.postgresql import insert
 
 from ingest.domain.catalog import Survey, WebhookMapping, WebhookSource
 from ingest.domain.signatures import VERIFIERS, SignatureRejected, standard_webhooks
-from ingest_fixtures import Ingest
+from ingest.domain.webhooks import Mapped, PayloadError, map_payload
+from ingest.tables import webhook_sources
+from ingest_fixtures import ADMIN, Ingest
+from pulse_shared.testing.topic_reader import read_topic
 
 GITHUB_SECRET = "It's a Secret to Everybody"
 GITHUB_BODY = b"Hello, World!"
@@ -151,13 +154,8 @@ async def configure(ingest: Ingest, *sources: str) -> None:
 
 
 async def topic(ingest: Ingest, name: str) -> list[Any]:
-    consumer = AIOKafkaConsumer(name, bootstrap_servers=ingest.bootstrap, auto_offset_reset="earliest")
-    await consumer.start()
-    try:
-        batch = await consumer.getmany(timeout_ms=2500)
-    finally:
-        await consumer.stop()
-    return [m for ms in batch.values() for m in ms]
+    """Everything on the topic, read to its end offsets."""
+    return await read_topic(ingest.bootstrap, name)
 
 
 @pytest.mark.parametrize("source", sorted(PAYLOADS))
@@ -220,7 +218,9 @@ async def test_ignored_events_and_mapping_problems(ingest: Ingest) -> None:
     assert await topic(ingest, ingest.topics.responses) == []
     unknown = await ingest.client.post("/v1/webhooks/typeform", content=b"{}")
     assert unknown.status_code == 404
-    assert (await ingest.client.post("/v1/webhooks/surveymonkey", content=b"{}")).status_code == 422
+    assert unknown.json()["detail"] == "webhook source 'typeform' is not configured"
+    assert (await ingest.client.post("/v1/webhooks/surveymonkey", content=b"{}")).status_code == 404
+    assert (await ingest.client.post("/v1/webhooks/no%20such", content=b"{}")).status_code == 422
 
 
 async def test_the_same_delivery_ten_times_five_at_once_is_one_answer(ingest: Ingest) -> None:
@@ -277,6 +277,160 @@ async def test_secret_rotation(ingest: Ingest) -> None:
     retired = await ingest.client.post("/v1/webhooks/standard", content=body,
                                        headers=sign("standard", body, secret=old))
     assert retired.status_code == 401
+
+
+ADMIN_H = {"Authorization": f"Bearer {ADMIN}"}
+
+
+async def test_standard_webhooks_secrets_without_padding_verify_and_text_secrets_are_refused(ingest: Ingest) -> None:
+    from standardwebhooks.webhooks import Webhook
+
+    unpadded = "whsec_" + base64.b64encode(b"twenty-byte-secret!!").decode().rstrip("=")
+    assert not unpadded.endswith("=")
+    assert len(unpadded.removeprefix("whsec_")) % 4 != 0  # padding really is missing
+    put = await ingest.client.put("/v1/admin/webhook-sources/standard", headers=ADMIN_H, json={
+        "survey_id": "product-nps", "secrets": [unpadded], "mapping": MAPPINGS["standard"]})
+    assert put.status_code == 200, put.text
+    assert put.json()["kind"] == "standard"
+    payload, response_id, _ = PAYLOADS["standard"]
+    body = json.dumps(payload).encode()
+    now = datetime.now(UTC)
+    signature = Webhook(unpadded).sign("msg_unpadded", now, body.decode())  # the reference library signs
+    accepted = await ingest.client.post("/v1/webhooks/standard", content=body, headers={
+        "webhook-id": "msg_unpadded", "webhook-timestamp": str(int(now.timestamp())), "webhook-signature": signature})
+    assert accepted.status_code == 202, accepted.text
+    assert accepted.json()["response_id"] == response_id
+    for secret in ("this is plain text!", "whsec_not*base64*at-all"):
+        refused = await ingest.client.put("/v1/admin/webhook-sources/formbricks", headers=ADMIN_H, json={
+            "survey_id": "product-nps", "secrets": ["whsec_" + base64.b64encode(b"fine-secret-bytes").decode(),
+                                                    secret], "mapping": MAPPINGS["formbricks"]})
+        assert refused.status_code == 422, refused.text
+        assert "secrets[1] is not a Standard Webhooks secret" in refused.json()["detail"]
+    assert "formbricks" not in ingest.app.state.catalog.current.sources
+
+
+async def test_a_stored_source_that_is_no_longer_valid_is_left_out_and_the_rest_still_load(
+        ingest: Ingest, caplog: pytest.LogCaptureFixture) -> None:
+    await configure(ingest, "delighted")
+    async with ingest.app.state.engine.begin() as conn:  # stored before secrets were checked: plain text
+        await conn.execute(insert(webhook_sources).values(
+            source="standard", kind="standard", survey_id="product-nps", secrets=["plain text secret"],
+            mapping=MAPPINGS["standard"]))
+    await ingest.app.state.catalog.refresh()
+    assert set(ingest.app.state.catalog.current.sources) == {"delighted"}
+    assert any(r.getMessage().startswith("webhook source is invalid") and getattr(r, "source", None) == "standard"
+               for r in caplog.records)
+    payload, _, _ = PAYLOADS["standard"]
+    body = json.dumps(payload).encode()
+    headers = sign("standard", body, secret="whsec_" + base64.b64encode(b"plain text secret").decode())
+    assert (await ingest.client.post("/v1/webhooks/standard", content=body, headers=headers)).status_code == 404
+
+
+async def test_several_sources_per_tool_each_with_its_survey_and_secret(ingest: Ingest) -> None:
+    await configure(ingest)  # the CSAT survey
+    for name, survey, secret in (("typeform-onboarding", "product-nps", "onboarding-secret-1"),
+                                 ("typeform-support", "support-csat", "support-secret-0001")):
+        put = await ingest.client.put(f"/v1/admin/webhook-sources/{name}", headers=ADMIN_H, json={
+            "kind": "typeform", "survey_id": survey, "secrets": [secret],
+            "mapping": {"account_id_field": "hidden.account_id"}})
+        assert put.status_code == 200, put.text
+        assert put.json()["url_path"] == f"/v1/webhooks/{name}"
+    no_kind = await ingest.client.put("/v1/admin/webhook-sources/my-form", headers=ADMIN_H, json={
+        "survey_id": "product-nps", "secrets": ["some-secret-1"], "mapping": {"account_id_field": "a"}})
+    assert no_kind.status_code == 422
+    assert "kind is required" in no_kind.json()["detail"]
+    payload = json.loads(json.dumps(PAYLOADS["typeform"][0]))
+    payload["form_response"]["answers"][0]["number"] = 4  # fits both scales (0-10 and 1-5)
+    # A whole form definition: over the 32 KB single-answer limit, under the webhooks' own.
+    payload["form_response"]["definition"] = {"fields": [{"id": f"q{i}", "title": "x" * 400} for i in range(100)]}
+    body = json.dumps(payload).encode()
+    assert len(body) > 40_000
+    to_support = await ingest.client.post("/v1/webhooks/typeform-support", content=body,
+                                          headers=sign("typeform", body, secret="support-secret-0001"))
+    assert to_support.status_code == 202, to_support.text
+    crossed = await ingest.client.post("/v1/webhooks/typeform-onboarding", content=body,
+                                       headers=sign("typeform", body, secret="support-secret-0001"))
+    assert crossed.status_code == 401  # each source verifies with its own secret only
+    [message] = await topic(ingest, ingest.topics.responses)
+    event = json.loads(message.value)
+    assert (event["survey_id"], event["survey_type"], event["source"]) == ("support-csat", "csat", "typeform")
+    [raw] = await topic(ingest, ingest.topics.raw_webhooks)
+    assert (dict(raw.headers)["source"], dict(raw.headers)["kind"]) == (b"typeform-support", b"typeform")
+    listed = (await ingest.client.get("/v1/admin/webhook-sources", headers=ADMIN_H)).json()
+    assert sorted((s["source"], s["kind"], s["survey_id"]) for s in listed) == [
+        ("typeform-onboarding", "typeform", "product-nps"), ("typeform-support", "typeform", "support-csat")]
+    removed = await ingest.client.delete("/v1/admin/webhook-sources/typeform-support", headers=ADMIN_H)
+    assert removed.status_code == 204
+    gone = await ingest.client.post("/v1/webhooks/typeform-support", content=body,
+                                    headers=sign("typeform", body, secret="support-secret-0001"))
+    assert gone.status_code == 404
+
+
+def typeform_form(*answers: dict[str, Any]) -> dict[str, Any]:
+    return {"event_id": "01H", "event_type": "form_response", "form_response": {
+        "form_id": "f", "token": "tok-1", "submitted_at": "2026-11-20T14:00:00Z", "hidden": {"account_id": "acme"},
+        "answers": list(answers)}}
+
+
+NPS_ANSWER = {"type": "number", "number": 9, "field": {"id": "Xq1", "type": "nps", "ref": "how-likely"}}
+SCALE_ANSWER = {"type": "number", "number": 4, "field": {"id": "Yq2", "type": "opinion_scale", "ref": "effort"}}
+WHY_ANSWER = {"type": "text", "text": "Quick setup", "field": {"id": "Zq3", "type": "long_text", "ref": "why"}}
+EMAIL_ANSWER = {"type": "email", "email": "a@example.com", "field": {"id": "Wq4", "type": "email", "ref": "mail"}}
+
+
+@pytest.mark.parametrize(("score_field", "answers", "expected"), [
+    ("how-likely", [SCALE_ANSWER, NPS_ANSWER, WHY_ANSWER], (9, "Quick setup")),  # by field.ref
+    ("Xq1", [SCALE_ANSWER, NPS_ANSWER, WHY_ANSWER], (9, "Quick setup")),  # by field.id
+    (None, [EMAIL_ANSWER, NPS_ANSWER, WHY_ANSWER], (9, "Quick setup")),  # the only nps / opinion_scale answer
+    (None, [SCALE_ANSWER], (4, None)),
+    (None, [SCALE_ANSWER, NPS_ANSWER], "several score questions ('effort', 'how-likely')"),
+    (None, [EMAIL_ANSWER, WHY_ANSWER], "no answer of type nps or opinion_scale"),
+    ("nope", [NPS_ANSWER], "no answer to the question with ref or id 'nope'"),
+])
+def test_typeform_finds_the_score_by_ref_by_id_or_by_its_question_type(
+        score_field: str | None, answers: list[dict[str, Any]], expected: tuple[int, str | None] | str) -> None:
+    mapping = WebhookMapping(account_id_field="hidden.account_id", score_field=score_field)
+    payload = typeform_form(*answers)
+    if isinstance(expected, str):
+        with pytest.raises(PayloadError) as problem:
+            map_payload("typeform", payload, mapping)
+        assert problem.value.status == 422
+        assert expected in problem.value.reason
+        return
+    mapped = map_payload("typeform", payload, mapping)
+    assert isinstance(mapped, Mapped)
+    assert (mapped.score, mapped.comment, mapped.account_id) == (*expected, "acme")
+
+
+@pytest.mark.parametrize(("person_properties", "gap"), [
+    (None, "event_data.person_properties is null"),
+    ("absent", "event_data.person_properties is absent"),
+    ({"plan": "pro"}, ""),
+])
+def test_a_missing_account_id_says_where_it_was_looked_for_and_how_to_send_it(person_properties: Any,
+                                                                              gap: str) -> None:
+    payload = json.loads(json.dumps(PAYLOADS["delighted"][0]))
+    if person_properties == "absent":
+        del payload["event_data"]["person_properties"]
+    else:
+        payload["event_data"]["person_properties"] = person_properties
+    with pytest.raises(PayloadError) as problem:
+        map_payload("delighted", payload, WebhookMapping.model_validate(MAPPINGS["delighted"]))
+    reason = problem.value.reason
+    assert problem.value.status == 422
+    assert "looked for event_data.person_properties.account_id (the source's mapping.account_id_field)" in reason
+    assert gap in reason
+    assert "send it as a person property" in reason
+
+
+async def test_a_null_person_properties_is_a_422_that_explains(ingest: Ingest) -> None:
+    await configure(ingest, "delighted")
+    payload = json.loads(json.dumps(PAYLOADS["delighted"][0]))
+    payload["event_data"]["person_properties"] = None
+    body = json.dumps(payload).encode()
+    refused = await ingest.client.post("/v1/webhooks/delighted", content=body, headers=sign("delighted", body))
+    assert refused.status_code == 422, refused.text
+    assert "event_data.person_properties is null" in refused.json()["detail"]
 
 
 HEADER_NAMES = {

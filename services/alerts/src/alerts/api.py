@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any, ClassVar
 
 from fastapi import APIRouter, Depends, HTTPException, Query, status
@@ -14,6 +14,7 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from alerts.config import duration_seconds
 from alerts.store import upsert_owner_rows
 from alerts.tables import account_owners, alerts, silences
 from pulse_shared.auth import bearer_guard
@@ -106,7 +107,9 @@ class SilenceIn(NulFree):
     labels: dict[Annotated[str, Field(min_length=1, max_length=100)], Annotated[str, Field(max_length=255)]] = Field(
         default_factory=dict, description="Answer properties that must match, e.g. {\"plan\": \"enterprise\"}.")
     starts_at: AwareDatetime | None = Field(None, description="Default: now.")
-    ends_at: AwareDatetime
+    ends_at: AwareDatetime | None = Field(None, description="When it ends; or give `duration` instead.")
+    duration: Annotated[str, Field(max_length=20)] | None = Field(
+        None, description="How long from `starts_at` (or now) it lasts, instead of `ends_at`: 90s, 30m, 2h, 7d.")
     author: Annotated[str, Field(min_length=1, max_length=255)]
     comment: Annotated[str, Field(min_length=1, max_length=1000)]
 
@@ -114,9 +117,21 @@ class SilenceIn(NulFree):
     def _sensible(self) -> SilenceIn:
         if self.account_id is None and self.rule is None and not self.labels:
             raise ValueError("a silence needs at least one matcher (account_id, rule or labels)")
-        if self.ends_at <= (self.starts_at or utcnow()):
+        if (self.ends_at is None) == (self.duration is None):
+            raise ValueError("give either ends_at or duration (like 2h)")
+        if self.duration is not None:
+            duration_seconds(self.duration)  # a clear error for a malformed duration
+        elif self.ends_at is not None and self.ends_at <= (self.starts_at or utcnow()):
             raise ValueError("ends_at must be after starts_at (or after now)")
         return self
+
+    def window(self, now: datetime) -> tuple[datetime, datetime]:
+        """When it starts and ends."""
+        starts = self.starts_at or now
+        if self.duration is not None:
+            return starts, starts + timedelta(seconds=duration_seconds(self.duration))
+        assert self.ends_at is not None
+        return starts, self.ends_at
 
 
 class SilenceOut(BaseModel):
@@ -208,11 +223,11 @@ def router(engine: AsyncEngine) -> APIRouter:
                                                                           "start."}})
     async def post_silence(silence: SilenceIn) -> SilenceOut:
         """Matching alerts raised while it is active are stored as ``silenced`` (listed, never posted)."""
-        starts = silence.starts_at or utcnow()
+        starts, ends = silence.window(utcnow())
         async with engine.begin() as conn:
             row = (await conn.execute(insert(silences).values(
                 account_id=silence.account_id, rule=silence.rule, labels=silence.labels, starts_at=starts,
-                ends_at=silence.ends_at, author=silence.author, comment=silence.comment).returning(silences))).one()
+                ends_at=ends, author=silence.author, comment=silence.comment).returning(silences))).one()
         return _silence_out(row)
 
     @api.get("/silences", summary="List silences (active ones by default)", response_model=list[SilenceOut])

@@ -15,7 +15,6 @@ from ingest import seed
 from ingest.api import admin, fastpath, preflight, responses, webhooks, widget
 from ingest.catalog import CatalogStore
 from ingest.contacts import ContactStore
-from ingest.domain.catalog import WEBHOOK_KINDS
 from ingest.protection import BodyLimitMiddleware, RateLimiter
 from ingest.publisher import ResponsePublisher
 from ingest.settings import IngestSettings
@@ -69,7 +68,7 @@ def build_app(settings: IngestSettings) -> tuple[FastAPI, Runtime]:
     app.add_middleware(BodyLimitMiddleware, default=settings.max_body_bytes,
                        limits={"/v1/responses/batch": settings.max_batch_body_bytes,
                                # Survey tools send whole payloads (definitions, all answers): allow more.
-                               **{f"/v1/webhooks/{k}": settings.max_batch_body_bytes for k in WEBHOOK_KINDS}})
+                               "/v1/webhooks/": settings.max_batch_body_bytes})
     app.state.settings = settings
     app.state.engine = engine
     app.state.catalog = catalog

@@ -23,12 +23,18 @@ class BodyLimitMiddleware:
     """
 
     def __init__(self, app: ASGIApp, *, limits: dict[str, int], default: int) -> None:
+        """``limits`` by path; a path ending in ``/`` is a prefix (``/v1/webhooks/`` covers every source)."""
         self.app = app
-        self.limits = limits
+        self.limits = {path: limit for path, limit in limits.items() if not path.endswith("/")}
+        self.prefixes = sorted(((path, limit) for path, limit in limits.items() if path.endswith("/")),
+                               key=lambda item: -len(item[0]))
         self.default = default
 
     def _limit(self, path: str) -> int:
-        return self.limits.get(path, self.default)
+        exact = self.limits.get(path)
+        if exact is not None:
+            return exact
+        return next((limit for prefix, limit in self.prefixes if path.startswith(prefix)), self.default)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):

@@ -53,6 +53,7 @@ webhook_sources = Table(
     "webhook_sources",
     metadata,
     Column("source", Text, primary_key=True),
+    Column("kind", Text, nullable=False),
     Column("survey_id", Text, ForeignKey("ingest.surveys.survey_id"), nullable=False),
     Column("secrets", ARRAY(Text), nullable=False, server_default="{}"),
     Column("mapping", JSONB, nullable=False, server_default="{}"),

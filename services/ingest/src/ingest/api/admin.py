@@ -7,7 +7,7 @@ import secrets
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Path, Query, Request, status
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, status
 from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import delete
 
@@ -116,6 +116,8 @@ async def revoke_key(key: Annotated[str, Path(max_length=100)], request: Request
 class SourceRequest(CatalogModel):
     """A webhook source's configuration."""
 
+    kind: WebhookKind | None = Field(None, description="The tool that sends it; may be left out when the source "
+                                     "is named after its tool (`typeform`).")
     survey_id: Slug
     secrets: tuple[Annotated[str, Field(min_length=8, max_length=500)], ...] = Field(min_length=1)
     mapping: WebhookMapping
@@ -126,6 +128,8 @@ class SourceView(BaseModel):
     """A webhook source as shown back: secrets only as fingerprints."""
 
     source: str
+    kind: str
+    url_path: str = Field(description="Where the tool posts its deliveries.")
     survey_id: str
     secret_fingerprints: list[str]
     mapping: WebhookMapping
@@ -133,20 +137,44 @@ class SourceView(BaseModel):
 
 
 def _view(source: WebhookSource) -> SourceView:
-    return SourceView(source=source.source, survey_id=source.survey_id, mapping=source.mapping, enabled=source.enabled,
+    return SourceView(source=source.source, kind=source.kind, url_path=f"/v1/webhooks/{source.source}",
+                      survey_id=source.survey_id, mapping=source.mapping, enabled=source.enabled,
                       secret_fingerprints=[hashlib.sha256(s.encode()).hexdigest()[:12] for s in source.secrets])
 
 
-@router.put("/admin/webhook-sources/{source}", response_model=SourceView)
-async def put_source(source: WebhookKind, body: SourceRequest, request: Request) -> SourceView:
-    """Configure a survey tool. List several secrets to rotate: old and new both verify until the old
-    one is removed."""
+@router.put("/admin/webhook-sources/{source}", response_model=SourceView,
+            summary="Configure a survey tool's webhook source")
+async def put_source(source: Annotated[Slug, Path(description="The source's name, in its URL: a tool's name "
+                                                              "(`typeform`) or your own (`typeform-onboarding`)")],
+                     body: SourceRequest, request: Request) -> SourceView:
+    """Configure a survey tool. A tool may have several sources (one per form or survey, each with its own
+    survey and secret): name each and give its `kind`. List several secrets to rotate: old and new both
+    verify until the old one is removed."""
     catalog = _catalog(request)
     if body.survey_id not in catalog.current.surveys:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=f"no survey {body.survey_id!r}")
-    configured = WebhookSource(source=source, **body.model_dump())
+    try:
+        configured = WebhookSource.model_validate({"source": source, **body.model_dump()})
+    except ValidationError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                            detail=f"webhook source {source!r}: {_first_problem(exc)}") from exc
     await catalog.upsert_source(configured)
     return _view(configured)
+
+
+@router.delete("/admin/webhook-sources/{source}", status_code=status.HTTP_204_NO_CONTENT,
+               summary="Remove a webhook source", responses={404: {"model": Problem, "description": "No such source."}})
+async def delete_source(source: Annotated[str, Path(max_length=100)], request: Request) -> Response:
+    """Remove a source: its deliveries are refused (404) on every replica within the refresh interval."""
+    if not await _catalog(request).delete_source(source):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no webhook source {source!r}")
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+def _first_problem(exc: ValidationError) -> str:
+    problem = exc.errors()[0]
+    where = ".".join(str(p) for p in problem.get("loc", ()))
+    return f"{where}: {problem['msg']}" if where else str(problem["msg"]).removeprefix("Value error, ")
 
 
 @router.get("/admin/webhook-sources", response_model=list[SourceView])

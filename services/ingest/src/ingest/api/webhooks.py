@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from ingest.api.responses import Problem
 from ingest.catalog import CatalogStore
-from ingest.domain.catalog import WebhookKind
+from ingest.domain.catalog import Slug, WebhookSource
 from ingest.domain.signatures import VERIFIERS, SignatureRejected
 from ingest.domain.webhooks import Ignored, PayloadError, map_payload, parse_body, to_event
 from ingest.publisher import ResponsePublisher
@@ -48,37 +48,41 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 @router.post("/webhooks/{source}", status_code=status.HTTP_202_ACCEPTED, response_model=WebhookResult,
-             responses=RESPONSES)
-async def receive(source: Annotated[WebhookKind, Path()], request: Request) -> WebhookResult:
-    """Verify, keep the raw payload, map it and publish the answer (a later event of the same response
-    is an update of it). Redeliveries are acknowledged again with no second effect."""
+             responses=RESPONSES, summary="Receive a survey tool's signed delivery")
+async def receive(source: Annotated[Slug, Path(description="The configured source's name (`delighted`, or one "
+                                                           "you named, such as `typeform-onboarding`)")],
+                  request: Request) -> WebhookResult:
+    """Verify the signature with the source's tool's scheme, keep the raw payload, map it and publish the
+    answer (a later event of the same response is an update of it). Redeliveries are acknowledged again with
+    no second effect. Each tool's signing, headers and mapping: docs/webhooks.md."""
     catalog: CatalogStore = request.app.state.catalog
     settings: IngestSettings = request.app.state.settings
     publisher: ResponsePublisher = request.app.state.publisher
     config = catalog.current.sources.get(source)
     if config is None or not config.enabled:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"webhook source {source!r} is not configured")
+    kind = config.kind
     body = await request.body()
     headers = {k.lower(): v for k, v in request.headers.items()}
     with traced("ingest.webhook", headers.get("traceparent"), source=source):
         try:
-            verified = VERIFIERS[source](headers, body, config.secrets, time.time(), settings.webhook_tolerance_seconds)
+            verified = VERIFIERS[kind](headers, body, config.secrets, time.time(), settings.webhook_tolerance_seconds)
         except SignatureRejected as exc:
-            log.warning("webhook refused", extra={"source": source, "reason": exc.reason})
+            log.warning("webhook refused", extra={"source": source, "kind": kind, "reason": exc.reason})
             raise HTTPException(exc.status, detail=exc.reason) from exc
         survey = catalog.current.surveys.get(config.survey_id)
         if survey is None or survey.closed:
             raise HTTPException(status.HTTP_410_GONE, detail=f"survey {config.survey_id!r} is closed or gone")
         account_id: str | None = None
         try:
-            payload = parse_body(source, body, headers.get("content-type", ""))
-            outcome = map_payload(source, payload, config.mapping)
-            event = None if isinstance(outcome, Ignored) else to_event(outcome, survey, source)
+            payload = parse_body(kind, body, headers.get("content-type", ""))
+            outcome = map_payload(kind, payload, config.mapping)
+            event = None if isinstance(outcome, Ignored) else to_event(outcome, survey, kind)
             account_id = event.account_id if event is not None else None
         except PayloadError as exc:
-            await _keep_raw(publisher, source, body, headers, account_id, verified.delivery_id, problem=exc.reason)
+            await _keep_raw(publisher, config, body, headers, account_id, verified.delivery_id, problem=exc.reason)
             raise HTTPException(exc.status, detail=exc.reason) from exc
-        await _keep_raw(publisher, source, body, headers, account_id, verified.delivery_id)
+        await _keep_raw(publisher, config, body, headers, account_id, verified.delivery_id)
         if event is None:
             assert isinstance(outcome, Ignored)
             return WebhookResult(status="ignored", reason=outcome.reason)
@@ -91,9 +95,11 @@ async def receive(source: Annotated[WebhookKind, Path()], request: Request) -> W
         return WebhookResult(status="accepted", response_id=event.response_id)
 
 
-async def _keep_raw(publisher: ResponsePublisher, source: str, body: bytes, headers: dict[str, str],
+async def _keep_raw(publisher: ResponsePublisher, config: WebhookSource, body: bytes, headers: dict[str, str],
                     account_id: str | None, delivery_id: str | None, problem: str | None = None) -> None:
-    meta = [("source", source.encode()), ("content-type", headers.get("content-type", "").encode()[:200]),
+    source = config.source
+    meta = [("source", source.encode()), ("kind", config.kind.encode()),
+            ("content-type", headers.get("content-type", "").encode()[:200]),
             ("received-at", str(time.time()).encode())]
     if delivery_id:
         meta.append(("delivery-id", delivery_id.encode()[:200]))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, Literal
@@ -95,15 +97,52 @@ class WebhookMapping(CatalogModel):
 
 
 class WebhookSource(CatalogModel):
-    """A survey tool that posts answers to ``/v1/webhooks/{source}``, with its secrets and mapping."""
+    """A configured sender of ``/v1/webhooks/{source}``: its name (``source``), the tool it is (``kind``), its
+    secrets and mapping. A tool may have several sources (one per form or survey, each with its own Pulse
+    survey and secret); a source named after its tool (``typeform``) needs no ``kind``."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    source: WebhookKind
+    source: Slug
+    kind: WebhookKind
     survey_id: Slug
     secrets: tuple[Annotated[str, Field(min_length=8, max_length=500)], ...] = Field(min_length=1)
     mapping: WebhookMapping
     enabled: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _kind_from_name(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("kind") is None and data.get("source") in WEBHOOK_KINDS:
+            return {**data, "kind": data["source"]}
+        if isinstance(data, dict) and data.get("kind") is None:
+            raise ValueError(f"kind is required for source {data.get('source')!r} (the tool that sends it: "
+                             f"{', '.join(WEBHOOK_KINDS)})")
+        return data
+
+    @model_validator(mode="after")
+    def _secrets_usable(self) -> WebhookSource:
+        if self.kind in STANDARD_KINDS:
+            for index, secret in enumerate(self.secrets):
+                if standard_secret(secret) is None:
+                    raise ValueError(f"secrets[{index}] is not a Standard Webhooks secret: expected base64, "
+                                     "optionally prefixed whsec_ (as the sender shows it)")
+        return self
+
+
+#: Tools that sign with Standard Webhooks, whose secret is base64 key material.
+STANDARD_KINDS = ("standard", "formbricks")
+
+
+def standard_secret(secret: str) -> bytes | None:
+    """The key of a Standard Webhooks secret (``whsec_`` + base64, padding optional, as the reference library
+    accepts it), or None when it is not base64 at all: never silently used as text."""
+    raw = secret.strip().removeprefix("whsec_")
+    try:
+        key = base64.b64decode(raw + "=" * (-len(raw) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return key or None
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from ingest.domain.catalog import standard_secret
+
 MAX_HEADER = 2048
 #: SatisMeter, AskNicely, Retently document no signature: configure them to send this header with a secret.
 TOKEN_HEADER = "x-pulse-webhook-token"  # noqa: S105 - a header name, not a secret
@@ -110,11 +112,10 @@ def standard_webhooks(headers: Mapping[str, str], body: bytes, secrets: Sequence
 
 
 def _standard_key(secret: str) -> bytes:
-    raw = secret.removeprefix("whsec_")
-    try:
-        return base64.b64decode(raw, validate=True)
-    except (binascii.Error, ValueError):
-        return raw.encode()  # a plain-text secret, as some senders configure
+    key = standard_secret(secret)
+    if key is None:  # refused when a source is configured, and left out of the catalog when stored before
+        raise SignatureRejected(401, "the source's secret is not a Standard Webhooks secret (base64)")
+    return key
 
 
 def typeform(headers: Mapping[str, str], body: bytes, secrets: Sequence[str], now: float,

@@ -146,15 +146,51 @@ def _time(value: Any, name: str) -> datetime:
     raise PayloadError(422, f"{name} is not a time")
 
 
-def _common(answer: dict[str, Any], root: dict[str, Any], mapping: WebhookMapping) -> dict[str, Any]:
+#: Where each tool lets a sender attach the account id, for the message when it is missing.
+ACCOUNT_HINTS = {
+    "delighted": "send it as a person property with each survey request (properties[account_id])",
+    "typeform": "add a hidden field (account_id) to the form and fill it in the form's link",
+    "formbricks": "set a contact attribute (accountId) when you identify the user",
+    "wootric": "send it as an end-user property (end_user[properties][account_id])",
+    "zendesk": "put the organization's external_id (or another field) in the webhook's JSON body",
+    "satismeter": "send it as a user trait (accountId) from your SatisMeter snippet",
+    "standard": "send it as data.account_id",
+}
+
+
+def _account_missing(answer: dict[str, Any], root: dict[str, Any], path: str, where: str, kind: str) -> str:
+    """Why the account id is not in the payload: where it was looked for, the first step of the path that is
+    missing or null, and how to configure it."""
+    from_root = path.startswith("$.")
+    parts = path.removeprefix("$.").split(".")
+    prefix = [] if from_root or not where else [where]
+    gap = ""
+    for depth in range(1, len(parts)):  # the steps before the last: is one of them absent or null?
+        parent = dig(root if from_root else answer, ".".join(parts[:depth - 1])) if depth > 1 else \
+            (root if from_root else answer)
+        step = parts[depth - 1]
+        if not isinstance(parent, dict):
+            break
+        if step not in parent or parent[step] is None:
+            gap = f"; {'.'.join(prefix + parts[:depth])} is {'null' if step in parent else 'absent'}"
+            break
+    return (f"no account id in the payload: looked for {'.'.join(prefix + parts)} (the source's "
+            f"mapping.account_id_field){gap}. To fix: {ACCOUNT_HINTS.get(kind, 'send the account id in it')}, "
+            "or point account_id_field at where the payload has it (PUT /v1/admin/webhook-sources/{source})")
+
+
+def _common(answer: dict[str, Any], root: dict[str, Any], mapping: WebhookMapping, where: str = "",
+            kind: str = "") -> dict[str, Any]:
     props: dict[str, PropertyValue] = {}
     for prop, path in mapping.properties_fields.items():
         value = dig(answer, path, root)
         if isinstance(value, str | int | float | bool):
             props[prop] = value
+    raw = dig(answer, mapping.account_id_field, root)
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        raise PayloadError(422, _account_missing(answer, root, mapping.account_id_field, where, kind))
     return {
-        "account_id": _text(dig(answer, mapping.account_id_field, root),
-                            f"account id ({mapping.account_id_field})", required=True),
+        "account_id": _text(raw, f"account id ({mapping.account_id_field})", required=True),
         "properties": props,
     }
 
@@ -186,34 +222,54 @@ def _delighted(payload: dict[str, Any], mapping: WebhookMapping) -> Mapped | Ign
         revised_at=_time(d.get("updated_at") or d.get("created_at"), "event_data.updated_at"),
         update=event == "survey_response.updated",
         vendor_survey_type=_text(d.get("survey_type"), "event_data.survey_type"),
-        **_common(d, payload, mapping),
+        **_common(d, payload, mapping, "event_data", "delighted"),
     )
+
+
+#: Typeform question types that hold a score.
+TYPEFORM_SCORE_TYPES = ("nps", "opinion_scale", "rating")
+
+
+def _typeform_answer(answers: list[dict[str, Any]], wanted: str | None, types: tuple[str, ...],
+                     what: str) -> dict[str, Any] | None:
+    """The answer to the question whose ``field.ref`` or ``field.id`` is ``wanted``; without one configured, the
+    only answer whose question type is one of ``types`` (None when there is none; 422 when there are several)."""
+    if wanted:
+        return next((a for a in answers if wanted in (dig(a, "field.ref"), dig(a, "field.id"))), None)
+    typed = [a for a in answers if dig(a, "field.type") in types]
+    if len(typed) > 1:
+        refs = ", ".join(repr(dig(a, "field.ref") or dig(a, "field.id")) for a in typed)
+        raise PayloadError(422, f"the form has several {what} questions ({refs}): set the source's "
+                                f"mapping.{'score' if what == 'score' else 'comment'}_field to the ref or id of one")
+    return typed[0] if typed else None
 
 
 def _typeform(payload: dict[str, Any], mapping: WebhookMapping) -> Mapped | Ignored:
     if payload.get("event_type") != "form_response":
         return Ignored(f"event_type {payload.get('event_type')!r} carries no answer")
-    if not mapping.score_field:
-        raise PayloadError(422, "this source's mapping needs score_field: the ref of the score question")
     fr = _obj(payload.get("form_response"), "form_response")
     raw_answers = fr.get("answers")
-    answers: list[Any] = raw_answers if isinstance(raw_answers, list) else []
-    by_ref = {dig(a, "field.ref"): a for a in answers if isinstance(a, dict)}
-    scored = by_ref.get(mapping.score_field)
+    answers = [a for a in raw_answers if isinstance(a, dict)] if isinstance(raw_answers, list) else []
+    scored = _typeform_answer(answers, mapping.score_field, TYPEFORM_SCORE_TYPES, "score")
     if scored is None:
-        raise PayloadError(422, f"no answer to the field with ref {mapping.score_field!r}")
-    score_value = scored.get("number", scored.get("choice", {}).get("label") if isinstance(scored.get("choice"), dict)
-                             else None)
-    comment = by_ref.get(mapping.comment_field) if mapping.comment_field else None
+        if mapping.score_field:
+            raise PayloadError(422, f"no answer to the question with ref or id {mapping.score_field!r}")
+        raise PayloadError(422, "no answer of type nps or opinion_scale: set the source's mapping.score_field to "
+                                "the ref or id of the score question")
+    choice = scored.get("choice")
+    score_value = scored.get("number", choice.get("label") if isinstance(choice, dict) else None)
+    comment = _typeform_answer(answers, mapping.comment_field, ("long_text",), "comment") \
+        if mapping.comment_field or len(answers) > 1 else None
     submitted = _time(fr.get("submitted_at"), "form_response.submitted_at")
+    shown = mapping.score_field or dig(scored, "field.ref") or dig(scored, "field.id")
     return Mapped(
         response_id=str(_text(fr.get("token"), "form_response.token", required=True)),
-        score=_score(score_value, f"answer {mapping.score_field!r}"),
-        comment=_text(comment.get("text") if isinstance(comment, dict) else None, "comment"),
+        score=_score(score_value, f"answer {shown!r}"),
+        comment=_text(comment.get("text") if comment is not None else None, "comment"),
         respondent_id=_text(_optional(fr, payload, mapping.respondent_id_field, None), "respondent id"),
         respondent_email=_text(_optional(fr, payload, mapping.respondent_email_field, None), "email"),
         submitted_at=submitted, revised_at=submitted, update=False,
-        **_common(fr, payload, mapping),
+        **_common(fr, payload, mapping, "form_response", "typeform"),
     )
 
 
@@ -239,7 +295,7 @@ def _formbricks(payload: dict[str, Any], mapping: WebhookMapping) -> Mapped | Ig
                                          dig(d, "contactAttributes.email")), "email"),
         submitted_at=created, revised_at=_time(d.get("updatedAt") or d.get("createdAt"), "data.updatedAt"),
         update=event != "responseCreated",
-        **_common(d, payload, mapping),
+        **_common(d, payload, mapping, "data", "formbricks"),
     )
 
 
@@ -261,7 +317,7 @@ def _wootric(payload: dict[str, Any], mapping: WebhookMapping) -> Mapped | Ignor
         revised_at=_time(r.get("updated_at") or r.get("created_at"), "response.updated_at"),
         update=event == "updated",
         vendor_survey_type=_text(payload.get("survey_mode"), "survey_mode"),
-        **_common(r, payload, mapping),
+        **_common(r, payload, mapping, "response", "wootric"),
     )
 
 
@@ -280,7 +336,7 @@ def _zendesk(payload: dict[str, Any], mapping: WebhookMapping) -> Mapped | Ignor
                                          dig(payload, "requester.email")), "email"),
         submitted_at=_time(payload.get("created_at") or payload.get("updated_at"), "created_at"),
         revised_at=at, update=payload.get("created_at") not in (None, payload.get("updated_at")),
-        **_common(payload, payload, mapping),
+        **_common(payload, payload, mapping, "", "zendesk"),
     )
 
 
@@ -297,7 +353,7 @@ def _satismeter(payload: dict[str, Any], mapping: WebhookMapping) -> Mapped | Ig
                             "respondent id"),
         respondent_email=_text(_optional(r, payload, mapping.respondent_email_field, dig(r, "user.email")), "email"),
         submitted_at=created, revised_at=created, update=False,
-        **_common(r, payload, mapping),
+        **_common(r, payload, mapping, "response", "satismeter"),
     )
 
 
@@ -316,7 +372,7 @@ def _standard(payload: dict[str, Any], mapping: WebhookMapping) -> Mapped | Igno
         respondent_email=_text(_optional(d, payload, mapping.respondent_email_field, None), "email"),
         submitted_at=submitted, revised_at=_time(d.get("updated_at") or d.get("submitted_at"), "data.updated_at"),
         update=kind == "response.updated", vendor_survey_type=_text(d.get("survey_type"), "data.survey_type"),
-        **_common(d, payload, mapping),
+        **_common(d, payload, mapping, "data", "standard"),
     )
 
 
