@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Sequence
@@ -120,6 +121,25 @@ async def test_health_metrics_and_readiness_endpoints() -> None:
         await client.get("/hello")
         metrics = (await client.get("/metrics")).text
     assert 'pulse_http_requests_total{method="GET",route="/hello",status="200"}' in metrics
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+async def test_the_api_docs_load_everything_from_the_service_itself(page: str) -> None:
+    """Offline /docs: every script, stylesheet and icon the page names is served by the service (none from a
+    CDN), also below a proxy's ASGI root_path."""
+    app = create_app(title="t", description="t", health=Health())
+    for root in ("", "/pulse"):
+        transport = httpx.ASGITransport(app=app, root_path=root)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            html = (await client.get(f"{root}{page}")).text
+            assets = re.findall(r"""(?:src|href)=["']([^"']+)["']""", html) + re.findall(r"url: *'([^']+)'", html)
+            assert assets, html
+            assert not [a for a in assets if "//" in a], html  # nothing from elsewhere
+            for asset in assets:
+                assert asset.startswith(f"{root}/"), asset
+                loaded = await client.get(asset)
+                assert loaded.status_code == 200, asset
+                assert len(loaded.content) > 50, asset
 
 
 async def test_a_dying_worker_marks_the_process_dead_and_asks_for_exit_code_1() -> None:

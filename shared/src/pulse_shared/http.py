@@ -5,11 +5,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
+from importlib import resources
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-from fastapi import FastAPI
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -81,10 +84,12 @@ def create_app(
     version: str = "0.1.0",
     **kwargs: Any,
 ) -> FastAPI:
-    """A FastAPI app with the health and metrics endpoints and request metrics already in place."""
-    app = FastAPI(title=title, description=description, version=version, lifespan=lifespan, **kwargs)
+    """A FastAPI app with the health and metrics endpoints, request metrics and offline API docs in place."""
+    app = FastAPI(title=title, description=description, version=version, lifespan=lifespan, docs_url=None,
+                  redoc_url=None, **kwargs)
     app.add_middleware(EmptyQueryMiddleware)
     app.add_middleware(RequestMetricsMiddleware)
+    serve_docs(app)
 
     @app.get("/livez", include_in_schema=False)
     async def livez() -> JSONResponse:
@@ -104,3 +109,33 @@ def create_app(
         return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+#: Swagger UI 5 and ReDoc 2, packaged on PyPI (``fastapi-offline``), served by the service itself: ``/docs``
+#: works where the browser cannot reach a CDN (an air-gapped cluster, a port-forward from a locked-down laptop).
+DOCS_ASSETS = resources.files("fastapi_offline") / "static"
+DOCS_ASSETS_URL = "/docs/assets"
+
+
+def serve_docs(app: FastAPI) -> None:
+    """``/docs`` (Swagger UI, with an Authorize button for each security scheme) and ``/redoc``, from assets
+    the service serves (nothing is fetched from elsewhere)."""
+    app.mount(DOCS_ASSETS_URL, StaticFiles(directory=str(DOCS_ASSETS)), name="docs-assets")
+    assert app.openapi_url is not None
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_swagger_ui_html(
+            openapi_url=f"{root}{app.openapi_url}", title=f"{app.title}: API",
+            swagger_js_url=f"{root}{DOCS_ASSETS_URL}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{DOCS_ASSETS_URL}/swagger-ui.css",
+            swagger_favicon_url=f"{root}{DOCS_ASSETS_URL}/favicon.png",
+            oauth2_redirect_url=None, swagger_ui_parameters={"persistAuthorization": True})
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_redoc_html(openapi_url=f"{root}{app.openapi_url}", title=f"{app.title}: API",
+                              redoc_js_url=f"{root}{DOCS_ASSETS_URL}/redoc.standalone.js",
+                              redoc_favicon_url=f"{root}{DOCS_ASSETS_URL}/favicon.png", with_google_fonts=False)

@@ -170,6 +170,7 @@ def router(engine: AsyncEngine) -> APIRouter:
     @api.get("/accounts/{account_id}/owner", summary="Show the owner (CSM) of an account", response_model=OwnerOut,
              responses={404: {"description": "No owner is known for the account."}})
     async def get_owner(account_id: AccountPath) -> OwnerOut:
+        """The owner alerts route the account's alerts to, and where it came from (the CRM or this API)."""
         async with engine.connect() as conn:
             row = (await conn.execute(select(account_owners).where(account_owners.c.account_id == account_id))).first()
         if row is None:
@@ -186,6 +187,9 @@ def router(engine: AsyncEngine) -> APIRouter:
         limit: Annotated[int, Query(ge=1, le=200)] = 50,
         cursor: Annotated[str | None, Query(max_length=500)] = None,
     ) -> AlertPage:
+        """Alerts newest first, with their delivery state (pending, sent, grouped, silenced, suppressed, failed...),
+        the Slack message they went out as and how the CSM handled them; filter by account, status and rule, page
+        with ``next_cursor``."""
         conditions = []
         if account_id:
             conditions.append(alerts.c.account_id == account_id)
@@ -232,6 +236,7 @@ def router(engine: AsyncEngine) -> APIRouter:
 
     @api.get("/silences", summary="List silences (active ones by default)", response_model=list[SilenceOut])
     async def list_silences(all_: Annotated[bool, Query(alias="all")] = False) -> list[SilenceOut]:
+        """The silences in force (``all=true``: ended ones too, newest first)."""
         query = select(silences).order_by(silences.c.id.desc()).limit(500)
         if not all_:
             query = query.where(silences.c.ends_at > func.now())
@@ -241,6 +246,7 @@ def router(engine: AsyncEngine) -> APIRouter:
     @api.delete("/silences/{silence_id}", summary="End a silence now", response_model=SilenceOut,
                 responses={404: {"description": "No silence has this id."}})
     async def delete_silence(silence_id: Annotated[int, PathParam(ge=1)]) -> SilenceOut:
+        """End a silence now (it stays listed with ``all=true``); alerts raised from now on go out again."""
         async with engine.begin() as conn:
             row = (await conn.execute(update(silences).where(silences.c.id == silence_id).values(
                 ends_at=func.least(silences.c.ends_at, func.now())).returning(silences))).first()

@@ -47,6 +47,9 @@ def router(engine: AsyncEngine, wakeup: Wakeup) -> APIRouter:
                                               "minutes: nothing changed."},
                          503: {"description": "Interactivity is off (SLACK_SIGNING_SECRET is not set)."}})
     async def interactions(request: Request) -> Response:
+        """Slack's interactivity request URL: a CSM's click on Acknowledge, Snooze or Assign, verified with
+        ``SLACK_SIGNING_SECRET`` (``X-Slack-Signature``, five-minute replay window), recorded once and shown on the
+        message."""
         secret = request.app.state.settings.slack_signing_secret
         if secret is None:
             raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE,

@@ -107,6 +107,8 @@ def router(engine: AsyncEngine, connectors: Sequence[str], options: StoreOptions
     @api.get("/status", summary="Show each connector's accounts, pause and writer",
              response_model=list[ConnectorStatus])
     async def get_status() -> list[ConnectorStatus]:
+        """Per connector: accounts pending, synced, unmatched and failed, dead letters by reason, whether writes are
+        paused (and why), which replica holds the writer lease, the last call."""
         async with engine.connect() as conn:
             counts = (await conn.execute(select(w.connector, w.status, w.reason, func.count())
                                          .group_by(w.connector, w.status, w.reason))).all()
@@ -131,6 +133,8 @@ def router(engine: AsyncEngine, connectors: Sequence[str], options: StoreOptions
     @api.get("/unmatched", summary="List accounts no CRM record holds", response_model=UnmatchedPage)
     async def list_unmatched(connector: Annotated[str | None, Query(max_length=50)] = None, limit: Limit = 100,
                              cursor: Cursor = None) -> UnmatchedPage:
+        """Accounts whose scores no CRM record would take (no record holds the account id), with the value matched
+        on; page with ``next_cursor``."""
         query = (select(w.id, w.connector, w.account_id, w.status_since, w.last_error, account_state.c.match_value)
                  .select_from(crm_writes.outerjoin(account_state, account_state.c.account_id == w.account_id))
                  .where(w.status == "unmatched", w.connector.in_(chosen(connector))))
@@ -147,6 +151,8 @@ def router(engine: AsyncEngine, connectors: Sequence[str], options: StoreOptions
             pattern="^(invalid_value|ambiguous_match|already_linked|rejected|gave_up)?$")] = None,
         limit: Limit = 100, cursor: Cursor = None,
     ) -> FailurePage:
+        """Writes the CRM refused for good (an invalid value, an ambiguous match, a record already linked) or that
+        were given up after retries; retry one with ``POST /v1/crm/failures/{id}/retry`` once fixed."""
         query = select(crm_writes).where(w.status == "failed", w.connector.in_(chosen(connector)))
         if reason:
             query = query.where(w.reason == reason)
@@ -185,6 +191,7 @@ def router(engine: AsyncEngine, connectors: Sequence[str], options: StoreOptions
     @api.get("/reconcile/{run_id}", summary="Show a reconcile run's progress",
              responses={404: {"description": "No reconcile run has this id."}})
     async def get_reconcile(run_id: Annotated[int, PathParam(ge=1)]) -> dict[str, Any]:
+        """A reconcile run's progress: accounts queued and done, and when it started and ended."""
         found = await progress(engine, run_id)
         if found is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no reconcile run has id {run_id}")

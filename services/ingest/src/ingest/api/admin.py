@@ -44,9 +44,9 @@ def _catalog(request: Request) -> CatalogStore:
     return store
 
 
-@router.get("/admin/surveys", response_model=list[Survey])
+@router.get("/admin/surveys", response_model=list[Survey], summary="List surveys")
 async def list_surveys(request: Request) -> list[Survey]:
-    """Every survey."""
+    """Every survey, closed ones included, with its scale, question and display rules."""
     return sorted(_catalog(request).current.surveys.values(), key=lambda s: s.survey_id)
 
 
@@ -56,7 +56,7 @@ class SurveyBody(Survey):
     survey_id: Slug | None = None  # type: ignore[assignment]
 
 
-@router.put("/admin/surveys/{survey_id}", response_model=Survey)
+@router.put("/admin/surveys/{survey_id}", response_model=Survey, summary="Create or replace a survey")
 async def put_survey(survey_id: Annotated[str, Path(max_length=100)], body: SurveyBody, request: Request) -> Survey:
     """Create or replace a survey (close it with ``closed: true``). The id is the path's; a body may repeat it."""
     if body.survey_id is not None and body.survey_id != survey_id:
@@ -80,7 +80,7 @@ class KeyRequest(CatalogModel):
 
 
 @router.post("/admin/surveys/{survey_id}/keys", response_model=WriteKey, status_code=status.HTTP_201_CREATED,
-             responses=NO_SURVEY)
+             responses=NO_SURVEY, summary="Issue a write key for a survey")
 async def create_key(survey_id: Annotated[str, Path(max_length=100)], body: KeyRequest, request: Request) -> WriteKey:
     """Issue a write key for a survey (several may be active at once, for rotation)."""
     catalog = _catalog(request)
@@ -92,7 +92,8 @@ async def create_key(survey_id: Annotated[str, Path(max_length=100)], body: KeyR
     return key
 
 
-@router.get("/admin/surveys/{survey_id}/keys", response_model=list[WriteKey], responses=NO_SURVEY)
+@router.get("/admin/surveys/{survey_id}/keys", response_model=list[WriteKey], responses=NO_SURVEY,
+            summary="List a survey's write keys")
 async def list_keys(survey_id: Annotated[str, Path(max_length=100)], request: Request) -> list[WriteKey]:
     """The survey's keys, revoked ones included."""
     current = _catalog(request).current
@@ -101,7 +102,7 @@ async def list_keys(survey_id: Annotated[str, Path(max_length=100)], request: Re
     return [k for k in current.keys.values() if k.survey_id == survey_id]
 
 
-@router.delete("/admin/keys/{key}", response_model=WriteKey, responses=NO_KEY)
+@router.delete("/admin/keys/{key}", response_model=WriteKey, responses=NO_KEY, summary="Revoke a write key")
 async def revoke_key(key: Annotated[str, Path(max_length=100)], request: Request) -> WriteKey:
     """Revoke a key: every replica refuses it within the catalog refresh interval."""
     catalog = _catalog(request)
@@ -177,7 +178,7 @@ def _first_problem(exc: ValidationError) -> str:
     return f"{where}: {problem['msg']}" if where else str(problem["msg"]).removeprefix("Value error, ")
 
 
-@router.get("/admin/webhook-sources", response_model=list[SourceView])
+@router.get("/admin/webhook-sources", response_model=list[SourceView], summary="List webhook sources")
 async def list_sources(request: Request) -> list[SourceView]:
     """Configured survey tools."""
     return [_view(s) for s in _catalog(request).current.sources.values()]
@@ -192,7 +193,8 @@ class ErasureAccepted(BaseModel):
 
 
 @router.delete("/respondents/{respondent_id}", response_model=ErasureAccepted,
-               status_code=status.HTTP_202_ACCEPTED, tags=["privacy"])
+               status_code=status.HTTP_202_ACCEPTED, tags=["privacy"],
+               summary="Erase a respondent's personal data everywhere")
 async def erase_respondent(
     respondent_id: Annotated[Identifier, Path()],
     account_id: Annotated[Identifier, Query(description="The respondent's account")],

@@ -62,6 +62,7 @@ ANSWER = TypeAdapter(ResponseIn)
 
 @router.post(
     "/responses", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted, responses=REFUSALS,
+    summary="Send one answer",
     openapi_extra=documented(ResponseIn, parameter(
         "idempotency-key", "header", "Stands for response_id when the answer has none: a retry with the same "
         "key is the same answer.", minLength=1, maxLength=255), security=WRITE_KEY_SECURITY),
@@ -147,6 +148,7 @@ UNAVAILABLE = "the event log did not take it; send it again"
 
 
 @router.post("/responses/batch", response_model=BatchResult, status_code=status.HTTP_202_ACCEPTED,
+             summary="Send up to 500 answers at once",
              responses=REFUSALS, openapi_extra=documented(BatchIn, security=WRITE_KEY_SECURITY))
 async def submit_batch(request: Request, response: Response) -> Response:
     """Accept up to 500 answers at once. Each gets its own result: accepted, rejected with the reason, or

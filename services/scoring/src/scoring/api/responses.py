@@ -36,7 +36,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, str, str]:
     return moment, account_id, response_id
 
 
-@router.get("/responses", response_model=ResponsePage)
+@router.get("/responses", response_model=ResponsePage, summary="List recent answers with their comments")
 async def recent_responses(
     request: Request,
     account_id: Annotated[str | None, Query(min_length=1, max_length=255)] = None,

@@ -47,7 +47,8 @@ def _with_change(current: Histograms, before: Histograms, prev: Window) -> dict[
     }
 
 
-@router.get("/accounts/{account_id}/scores", response_model=AccountScores, responses=NOT_FOUND)
+@router.get("/accounts/{account_id}/scores", response_model=AccountScores, responses=NOT_FOUND,
+            summary="An account's NPS, CSAT and CES with intervals and change")
 async def account_scores(
     request: Request,
     account_id: AccountParam,
@@ -68,7 +69,8 @@ async def account_scores(
                          end=current.end, scores=_with_change(now_h, before_h, prev))
 
 
-@router.get("/accounts/{account_id}/timeseries", response_model=Timeseries, responses=NOT_FOUND)
+@router.get("/accounts/{account_id}/timeseries", response_model=Timeseries, responses=NOT_FOUND,
+            summary="An account's score per day, week or month")
 async def account_timeseries(
     request: Request,
     account_id: AccountParam,
@@ -102,7 +104,7 @@ async def account_timeseries(
     return Timeseries(account_id=account_id, metric=metric, bucket=bucket, points=points)
 
 
-@router.get("/segments/{property}/scores", response_model=SegmentScores,
+@router.get("/segments/{property}/scores", response_model=SegmentScores, summary="Scores per segment value",
             responses={404: {"description": "The property is not segmented (SCORING_SEGMENT_PROPERTIES)."}})
 async def segment_scores(
     request: Request,
@@ -123,7 +125,7 @@ async def segment_scores(
     return SegmentScores(property=prop, window=window_name, start=current.start, end=current.end, rows=rows)
 
 
-@router.get("/scores", response_model=BaseScores)
+@router.get("/scores", response_model=BaseScores, summary="Scores of the whole customer base")
 async def base_scores(
     request: Request,
     window_name: WindowQuery = "30d",
