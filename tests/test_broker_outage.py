@@ -28,9 +28,10 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from pulse_shared.db import plain_database_url
-from pulse_shared.localinfra import Broker, create_topics, free_port
+from pulse_shared.localinfra import create_topics, free_port
 from pulse_shared.testing.processes import ServiceProcess
 from pulse_shared.testing.tcp_proxy import TcpProxy
+from pulse_shared.testing.tcp_proxy import broker_behind_proxy as behind_proxy
 from pulse_shared.topics import Topics
 from tests.conftest import KEY, SEED, migrate
 
@@ -98,14 +99,8 @@ class Widget:
 @pytest.fixture
 def broker_behind_proxy(tmp_path: Path) -> Iterator[TcpProxy]:
     """A broker of its own whose clients all reach it through the returned proxy."""
-    proxy_port = free_port()
-    broker = Broker(advertised_port=proxy_port, log_file=tmp_path / "tansu.log").start()
-    proxy = TcpProxy("127.0.0.1", broker.port, port=proxy_port).start()
-    try:
+    with behind_proxy(tmp_path / "tansu.log") as proxy:
         yield proxy
-    finally:
-        proxy.stop()
-        broker.stop()
 
 
 def service_env(proxy: TcpProxy, topics: Topics, database_url: str) -> dict[str, str]:
@@ -130,6 +125,18 @@ async def landed(widgets: list[Widget], running: list[asyncio.Task[None]], closi
     assert not [w.pending for w in widgets if w.pending], "answers never landed after the broker came back"
     for widget in widgets:
         assert widget.acked == {s.response_id for s in widget.sent}
+
+
+async def batch_in_the_hole(url: str, delay: float, index: int) -> tuple[int, str | None]:
+    """A batch sent ``delay`` seconds into the black hole (phases across the send bound): its status and
+    Retry-After."""
+    await asyncio.sleep(delay)
+    answers = [{"response_id": f"hole-{index}-{i}", "survey_type": "nps", "score": 9, "account_id": f"a{i}"}
+               for i in range(5)]
+    async with httpx.AsyncClient(timeout=LONGEST_REQUEST_SECONDS) as client:
+        response = await client.post(f"{url}/v1/responses/batch", json={"responses": answers},
+                                     headers={"X-Pulse-Key": KEY})
+    return response.status_code, response.headers.get("retry-after")
 
 
 def within_bound(sent: list[Sent], start: float, end: float) -> list[Sent]:
@@ -239,7 +246,12 @@ async def test_broker_black_holed_requests_still_end_within_the_send_bound(broke
         await asyncio.sleep(2)
         await asyncio.to_thread(proxy.black_hole)
         holed_at = time.monotonic()
-        await asyncio.sleep(15)
+        batches = await asyncio.gather(*(batch_in_the_hole(ingest.url, 0.4 * i, i) for i in range(8)))
+        assert {status for status, _retry in batches} == {503}, batches  # never a 500, never accepted
+        assert all(retry is not None and int(retry) >= 1 for _status, retry in batches), batches
+        await asyncio.sleep(max(0.0, 15 - (time.monotonic() - holed_at)))
+        assert ingest.process is not None
+        assert ingest.process.poll() is None, ingest.tail()  # alive
         await asyncio.to_thread(proxy.up)
         up_at = time.monotonic()
         await asyncio.sleep(3)

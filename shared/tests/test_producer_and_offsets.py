@@ -14,11 +14,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pulse_shared.consumer import Record
 from pulse_shared.db import create_engine
+from pulse_shared.events import Encoded
 from pulse_shared.localinfra import Broker, create_topics
 from pulse_shared.offsets import DbOffsetStore, lock_offset, offsets_table, store_offset
 from pulse_shared.producer import EventProducer, PublishFailed
 from pulse_shared.settings import ServiceSettings
 from pulse_shared.start_offset import StoredOffset, fingerprint
+from pulse_shared.testing.tcp_proxy import TcpProxy, broker_behind_proxy
 from pulse_shared.transactional import TransactionalHandler
 
 
@@ -169,5 +171,59 @@ async def test_concurrent_publish_many_calls_are_all_acknowledged(kafka_bootstra
         for _ in range(3):
             outcomes = await asyncio.gather(*(producer.publish_many(topic, batch(n)) for n in range(32)))
             assert [e for result in outcomes for e in result if e is not None] == []
+    finally:
+        await producer.stop()
+
+
+async def test_every_broker_failure_of_a_publish_is_publish_failed_and_the_producer_recovers() -> None:
+    """The broker black-holed at the moment of the send, at every phase of the send bound: each send ends
+    in PublishFailed within the bound (never another exception, never a dead producer), whichever of the
+    bound and the client's own request timeout fires first; once the path is back, sends are acknowledged."""
+    with broker_behind_proxy() as proxy:
+        await _black_holed_sends(proxy)
+
+
+async def _black_holed_sends(proxy: TcpProxy) -> None:
+    bound = 1.0
+    settings = ServiceSettings(kafka_bootstrap_servers=proxy.address, kafka_enable_idempotence=False,
+                               kafka_send_timeout_seconds=bound)
+    producer = EventProducer(settings, client_id="hole")
+    topic = f"hole-{time.monotonic_ns()}"
+    try:
+        await create_topics(proxy.address, [topic], partitions=3)
+        await producer.start()
+        await producer.send(topic, key=b"acme", value=b"before")
+        unexpected: list[BaseException] = []
+
+        async def one(delay: float, index: int) -> float:
+            await asyncio.sleep(delay)
+            started = time.monotonic()
+            try:
+                if index % 2:
+                    await producer.send(topic, key=f"a{index}".encode(), value=b"x")
+                    unexpected.append(AssertionError(f"send {index} was acknowledged through a black hole"))
+                else:
+                    outcomes = await producer.publish_encoded(topic, [Encoded(f"a{index}", "t", b"x")] * 3)
+                    unexpected.extend(AssertionError(f"publish {index}: {o!r}") for o in outcomes
+                                      if not isinstance(o, PublishFailed))
+            except PublishFailed:
+                pass
+            except BaseException as exc:
+                unexpected.append(exc)
+            return time.monotonic() - started
+
+        for _round in range(3):
+            await asyncio.to_thread(proxy.black_hole)
+            took = await asyncio.gather(*(one(0.05 * i, i) for i in range(30)))
+            assert unexpected == []
+            assert max(took) < bound + 1.0, took
+            await asyncio.to_thread(proxy.up)
+            deadline = time.monotonic() + 30
+            while True:  # the producer is alive: it reconnects and takes sends again
+                try:
+                    await producer.send(topic, key=b"acme", value=b"after")
+                    break
+                except PublishFailed:
+                    assert time.monotonic() < deadline, "the producer never recovered"
     finally:
         await producer.stop()

@@ -21,6 +21,8 @@ from pulse_shared.tracing import current_traceparent
 log = logging.getLogger(__name__)
 
 Headers = Sequence[tuple[str, bytes]]
+#: How much longer than the send bound the broker client's own request timeout is.
+REQUEST_TIMEOUT_MARGIN_SECONDS = 5.0
 
 
 class PublishFailed(Exception):
@@ -45,7 +47,11 @@ class EventProducer:
             acks="all",
             enable_idempotence=self._settings.kafka_enable_idempotence,
             linger_ms=self._settings.kafka_linger_ms,
-            request_timeout_ms=int(max(self._timeout, 1.0) * 1000),
+            # Longer than the send bound, never equal: the bound alone decides when a publish has failed
+            # (PublishFailed, a 503 at ingest), instead of a race between it and the client's own request and
+            # batch-expiry timeout. A batch still in flight past the bound may land late: at-least-once, and
+            # the caller's retry carries the same response id.
+            request_timeout_ms=int((max(self._timeout, 1.0) + REQUEST_TIMEOUT_MARGIN_SECONDS) * 1000),
             max_request_size=4 * 1024 * 1024,
             # A batch request's events for one partition fit one record batch: aiokafka queues one batch per
             # partition at a time, so with 16 KB batches concurrent batch requests waited on each other

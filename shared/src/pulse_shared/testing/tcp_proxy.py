@@ -21,10 +21,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
-from pulse_shared.localinfra import free_port
+from pulse_shared.localinfra import Broker, free_port
 
 T = TypeVar("T")
 
@@ -163,3 +164,17 @@ class _Link:
         for writer in (self.client, self.server):
             if writer is not None and not writer.transport.is_closing():
                 writer.transport.abort()
+
+
+@contextlib.contextmanager
+def broker_behind_proxy(log_file: Path | None = None) -> Iterator[TcpProxy]:
+    """A dev broker of its own whose clients all reach it through the yielded proxy: it advertises the
+    proxy's address, so the connections a client opens after reading metadata go through it too."""
+    proxy_port = free_port()
+    broker = Broker(advertised_port=proxy_port, log_file=log_file).start()
+    proxy = TcpProxy("127.0.0.1", broker.port, port=proxy_port).start()
+    try:
+        yield proxy
+    finally:
+        proxy.stop()
+        broker.stop()
