@@ -8,7 +8,6 @@ moment, when the post exists in Slack and alerts has no record of it.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
@@ -21,9 +20,8 @@ import pytest
 
 from pulse_shared.testing.fake_slack import SlackCall
 from pulse_shared.testing.processes import ServiceProcess
-from pulse_shared.testing.waiting import eventually as eventually_polled
+from pulse_shared.testing.waiting import eventually
 from tests.conftest import KEY, PlatformFactory
-from tests.test_walking_skeleton import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -143,10 +141,7 @@ async def test_two_replicas_and_a_kill_deliver_every_alert_exactly_once(platform
                                      headers={"Authorization": f"Bearer {ADMIN}"})).json()
             return len(page["alerts"]) == 48 and {a["status"] for a in page["alerts"]} == {"sent"}
 
-        deadline = time.monotonic() + 30
-        while not await settled():
-            assert time.monotonic() < deadline, "alerts did not settle as sent"
-            await asyncio.sleep(0.2)
+        await eventually(settled, timeout=30, what="every alert to settle as sent")
     assert len(slack.posts()) == 48
     assert slack.violations == []
 
@@ -205,7 +200,7 @@ async def test_a_burst_for_one_account_is_one_message_even_when_alerts_is_killed
             statuses = sorted(a["status"] for a in page["alerts"])
             return statuses == ["grouped"] * 19 + ["sent"]
 
-        await eventually_polled(settled, timeout=60, what="the group to settle as one sent message")
+        await eventually(settled, timeout=60, what="the group to settle as one sent message")
     [(conversation, message)] = slack.messages_for_alert("detractor:acme-42:r00")
     assert conversation == "D0CSM0001"
     assert all(f"burst {n}" in str(message.blocks) for n in range(20))

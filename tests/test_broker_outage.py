@@ -25,13 +25,14 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer
 
 from pulse_shared.db import plain_database_url
 from pulse_shared.localinfra import create_topics, free_port
 from pulse_shared.testing.processes import ServiceProcess
 from pulse_shared.testing.tcp_proxy import TcpProxy
 from pulse_shared.testing.tcp_proxy import broker_behind_proxy as behind_proxy
+from pulse_shared.testing.topic_reader import read_topic
+from pulse_shared.testing.waiting import eventually
 from pulse_shared.topics import Topics
 from tests.conftest import KEY, SEED, migrate
 
@@ -167,17 +168,19 @@ async def counted(database_url: str) -> tuple[int, set[str]]:
 
 
 async def on_topic(bootstrap: str, topic: str) -> set[str]:
-    """Response ids on the responses topic (duplicates folded)."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                enable_auto_commit=False)
-    await consumer.start()
-    ids: set[str] = set()
+    """Response ids on the responses topic, read to its end (duplicates folded)."""
+    return {json.loads(m.value)["response_id"] for m in await read_topic(bootstrap, topic)}
+
+
+async def applied(database_url: str, topic: str) -> int:
+    """How many of the topic's records scoring has applied (its stored next offsets)."""
+    conn = await asyncpg.connect(plain_database_url(database_url))
     try:
-        while batch := await consumer.getmany(timeout_ms=2000):
-            ids |= {json.loads(m.value)["response_id"] for ms in batch.values() for m in ms}
+        value = await conn.fetchval("SELECT coalesce(sum(greatest(next_offset, 0)), 0) FROM scoring.consumer_offsets "
+                                    "WHERE topic = $1", topic)
     finally:
-        await consumer.stop()
-    return ids
+        await conn.close()
+    return int(value)
 
 
 async def test_broker_down_60s_under_widget_traffic(broker_behind_proxy: TcpProxy, database_url: str,
@@ -213,15 +216,17 @@ async def test_broker_down_60s_under_widget_traffic(broker_behind_proxy: TcpProx
 
         # Every acknowledged answer counted exactly once (refused sends that reached the topic late and
         # were sent again are the same answer).
-        total, ids = -1, set()
-        settle = time.monotonic() + 90
-        while time.monotonic() < settle and (ids != acked or total != len(acked)):
-            await asyncio.sleep(0.5)
-            total, ids = await counted(database_url)
+        # Checked once scoring has applied the whole log (read to its end), so nothing can arrive later.
+        log = await read_topic(proxy.address, topics.responses)
+        assert {json.loads(m.value)["response_id"] for m in log} == acked  # every refused send was re-sent
+
+        async def caught_up() -> bool:
+            return await applied(database_url, topics.responses) == len(log)
+
+        await eventually(caught_up, timeout=90, what="scoring to apply the whole responses topic")
+        total, ids = await counted(database_url)
         assert ids == acked, f"{len(acked - ids)} acknowledged answers missing, {len(ids - acked)} unknown"
         assert total == len(acked)
-        await asyncio.sleep(3)  # and nothing more arrives later
-        assert await counted(database_url) == (len(acked), acked)
     finally:
         closing.set()
         for task in running:

@@ -8,17 +8,17 @@ changes nothing downstream, and every service drains cleanly on SIGTERM.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import asyncpg
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer
 
 from pulse_shared.db import plain_database_url
+from pulse_shared.testing.topic_reader import read_topic
+from pulse_shared.testing.waiting import eventually as poll
 from tests.conftest import KEY, SCORING_TOKEN, Platform
 
 pytestmark = pytest.mark.e2e
@@ -37,19 +37,19 @@ ANSWER = {
 }
 
 
-async def eventually(check: Callable[[], object], timeout: float = 30.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+async def eventually(check: Callable[[], Awaitable[int]], *, what: str, expect: int, timeout: float = 30.0) -> None:
+    """Poll an async count until it is ``expect`` (the shared poll with a deadline)."""
+    async def matches() -> bool:
+        return await check() == expect
+    await poll(matches, timeout=timeout, what=f"{what} (expected {expect})")
 
 
-async def consumed_offsets(platform: Platform, schema: str) -> int:
+async def consumed_offsets(platform: Platform, schema: str, topic: str) -> int:
+    """How many of ``topic``'s records the service of ``schema`` has applied (its stored next offsets)."""
     conn = await asyncpg.connect(plain_database_url(platform.database_url))
     try:
-        value = await conn.fetchval(f"SELECT coalesce(sum(greatest(next_offset, 0)), 0) FROM {schema}.consumer_offsets")
+        value = await conn.fetchval(f"SELECT coalesce(sum(greatest(next_offset, 0)), 0) FROM {schema}.consumer_offsets "
+                                    "WHERE topic = $1", topic)
     finally:
         await conn.close()
     return int(value)
@@ -64,19 +64,12 @@ async def test_a_detractor_answer_reaches_slack_and_hubspot_exactly_once(platfor
     assert accepted.json()["response_id"] == "resp-e2e-1"
 
     # On the responses topic, keyed by the account id.
-    consumer = AIOKafkaConsumer(platform.topics.responses, bootstrap_servers=platform.env["KAFKA_BOOTSTRAP_SERVERS"],
-                                auto_offset_reset="earliest", enable_auto_commit=False)
-    await consumer.start()
-    try:
-        batch = await consumer.getmany(timeout_ms=5000)
-    finally:
-        await consumer.stop()
-    messages = [m for ms in batch.values() for m in ms]
+    messages = await read_topic(platform.env["KAFKA_BOOTSTRAP_SERVERS"], platform.topics.responses)
     assert [m.key for m in messages] == [b"acme-42"]
     assert dict(messages[0].headers)["event-type"] == b"response.submitted.v1"
 
     # Slack: one chat.postMessage to the default channel, survey text escaped.
-    await eventually(lambda: len(platform.slack.posts()) == 1, what="the Slack alert")
+    await poll(lambda: len(platform.slack.posts()) == 1, what="the Slack alert")
     post = platform.slack.posts()[0].body
     assert post["channel"] == "C0CSALERT1"
     assert post["metadata"] == {"event_type": "pulse_alert",
@@ -88,7 +81,7 @@ async def test_a_detractor_answer_reaches_slack_and_hubspot_exactly_once(platfor
     # HubSpot: batch updates of the existing company (the answer and its scores, together or one after the
     # other), carrying the NPS with its sample size and interval.
     stored = platform.hubspot.companies[company]
-    await eventually(lambda: stored.get("pulse_nps_30d") == "-100", what="the HubSpot update")
+    await poll(lambda: stored.get("pulse_nps_30d") == "-100", what="the HubSpot update")
     updates = platform.hubspot.batch_calls()
     assert 1 <= len(updates) <= 2
     assert all(c.path.endswith("/batch/update") for c in updates)
@@ -112,9 +105,25 @@ async def test_a_detractor_answer_reaches_slack_and_hubspot_exactly_once(platfor
     async with httpx.AsyncClient(timeout=10) as client:
         again = await client.post(f"{platform.ingest}/v1/responses", json=ANSWER, headers={"X-Pulse-Key": KEY})
     assert again.status_code == 202
-    for schema in ("scoring", "alerts"):
-        await eventually_async(lambda s=schema: consumed_offsets(platform, s), 2, what=f"{schema} to consume")
-    await asyncio.sleep(2.5)  # longer than score-event coalescing and dispatcher polling
+    # Nothing more happens, checked all the way down instead of after a pause: every stage has taken all
+    # that is upstream of it and has nothing left to do; only then are the calls downstream counted.
+    bootstrap = platform.env["KAFKA_BOOTSTRAP_SERVERS"]
+    answers = len(await read_topic(bootstrap, platform.topics.responses))
+    assert answers == 2
+    responses, scores = platform.topics.responses, platform.topics.scores
+    for schema in ("scoring", "alerts", "crm_sync"):
+        await eventually(lambda s=schema: consumed_offsets(platform, s, responses), what=f"{schema} to consume",
+                         expect=answers)
+    await eventually(lambda: pending(platform, "scoring.account_state", "version > published_version"),
+                     what="scoring's score-event outbox to empty", expect=0)
+    score_events = len(await read_topic(bootstrap, scores))
+    for schema in ("alerts", "crm_sync"):
+        await eventually(lambda s=schema: consumed_offsets(platform, s, scores), what=f"{schema} to take the scores",
+                         expect=score_events)
+    await eventually(lambda: pending(platform, "crm_sync.crm_writes", "status = 'pending'"),
+                     what="crm-sync's writes to drain", expect=0)
+    await eventually(lambda: pending(platform, "alerts.alerts", "status IN ('pending', 'update_pending')"),
+                     what="alerts' deliveries to drain", expect=0)
     assert len(platform.slack.posts()) == 1
     calls = platform.hubspot.batch_calls()
     assert len(calls) == len(updates), [(c.body["inputs"][0]["properties"], c.at) for c in calls] + [
@@ -148,10 +157,10 @@ async def test_a_detractor_answer_reaches_slack_and_hubspot_exactly_once(platfor
     assert ingest_span.parent_span_id == "00f067aa0ba902b7"  # a child of the caller's span
 
 
-async def eventually_async(read: Callable[[], object], expected: int, timeout: float = 30.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if await read() >= expected:  # type: ignore[misc]
-            return
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
+async def pending(platform: Platform, table: str, condition: str) -> int:
+    """Rows of ``table`` meeting ``condition`` (work a service still has to do)."""
+    conn = await asyncpg.connect(plain_database_url(platform.database_url))
+    try:
+        return int(await conn.fetchval(f"SELECT count(*) FROM {table} WHERE {condition}"))
+    finally:
+        await conn.close()

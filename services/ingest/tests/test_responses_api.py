@@ -5,25 +5,20 @@ from __future__ import annotations
 import json
 
 import pytest
-from aiokafka import AIOKafkaConsumer
 
 from ingest.main import build_app
 from ingest.settings import IngestSettings
 from ingest_fixtures import CSAT_KEY, KEY, Ingest, running
 from pulse_shared.localinfra import Broker, create_topics
+from pulse_shared.testing.topic_reader import read_topic
 from pulse_shared.topics import Topics
 
 H = {"X-Pulse-Key": KEY}
 
 
 async def read_all(bootstrap: str, topic: str) -> list[tuple[bytes | None, dict[str, object]]]:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
-    await consumer.start()
-    try:
-        batch = await consumer.getmany(timeout_ms=3000)
-    finally:
-        await consumer.stop()
-    return [(m.key, json.loads(m.value)) for ms in batch.values() for m in ms]
+    """Every record of the topic (read to its end offsets): key and decoded value."""
+    return [(m.key, json.loads(m.value)) for m in await read_topic(bootstrap, topic)]
 
 
 async def test_an_answer_is_on_the_topic_keyed_by_account_when_202_comes_back(ingest: Ingest) -> None:

@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaConsumer
 from starlette.applications import Starlette
 from starlette.responses import HTMLResponse
 from starlette.routing import Route
@@ -21,6 +20,7 @@ from pulse_shared.localinfra import free_port
 from pulse_shared.migrations import upgrade_to_head
 from pulse_shared.testing.processes import ServiceProcess
 from pulse_shared.testing.server import ThreadedServer
+from pulse_shared.testing.topic_reader import read_topic
 from pulse_shared.topics import Topics
 
 NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
@@ -133,20 +133,16 @@ surveys:
             await page.wait_for_function("localStorage.getItem('pulse.queue.v1') === '[]'", timeout=15_000)
 
             second = await context.new_page()
-            await second.goto(page_origin)
-            await second.wait_for_timeout(2000)
+            async with second.expect_response(lambda r: "/v1/widget/eligibility" in r.url) as asked:
+                await second.goto(page_origin)
+            assert (await (await asked.value).json())["show"] is False  # the widget asked, and was told no
+            await second.evaluate("() => new Promise(r => setTimeout(r, 0))")  # the widget's reply handler ran
             assert await second.get_by_role("dialog").count() == 0
             await browser.close()
     finally:
         pages.stop()
         await asyncio.to_thread(ingest.terminate)
-    consumer = AIOKafkaConsumer(topics.responses, bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest")
-    await consumer.start()
-    try:
-        batch = await consumer.getmany(timeout_ms=3000)
-    finally:
-        await consumer.stop()
-    [message] = [m for ms in batch.values() for m in ms]
+    [message] = await read_topic(kafka_bootstrap, topics.responses)
     event = json.loads(message.value)
     assert message.key == b"acme-42"
     assert (event["score"], event["comment"], event["respondent_id"], event["source"]) == (

@@ -10,7 +10,12 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 
 async def read_topic(bootstrap: str, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
-    """Every record of ``topic`` (all partitions), in partition then offset order."""
+    """Every record of ``topic`` (all partitions), in partition then offset order.
+
+    It reads at least up to the end offsets the broker reports at the call, then until a fetch at every
+    partition's position brings nothing: tansu reports the end of a partition whose last record batch holds
+    several records as that batch's base offset + 1, so its end offsets alone would stop the read early.
+    """
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
@@ -22,10 +27,18 @@ async def read_topic(bootstrap: str, topic: str) -> list[ConsumerRecord[bytes, b
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)
         records: list[ConsumerRecord[bytes, bytes]] = []
-        while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
-            batch = await consumer.getmany(timeout_ms=1000)
-            for tp in partitions:
-                records += [r for r in batch.get(tp, []) if r.offset < ends[tp]]
+        while True:
+            behind = [tp for tp, end in ends.items() if await consumer.position(tp) < end]
+            batch = await consumer.getmany(timeout_ms=1000 if behind else FINAL_FETCH_MS)
+            fetched = [r for tp in partitions for r in batch.get(tp, [])]
+            records += fetched
+            if not behind and not fetched:
+                break
         return sorted(records, key=lambda r: (r.partition, r.offset))
     finally:
         await consumer.stop()
+
+
+#: The last fetch, at every partition's position, that must bring nothing (the broker answers a fetch with
+#: no data after its own wait, at most aiokafka's fetch_max_wait_ms of 500 ms).
+FINAL_FETCH_MS = 600
