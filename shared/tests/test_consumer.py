@@ -5,18 +5,20 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Collection, Sequence
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
 from pulse_shared.consumer import ConsumerRunner, DeadLetterLimitExceeded, Record, RunnerConfig
-from pulse_shared.events import InvalidEvent
+from pulse_shared.events import Encoded, InvalidEvent
 from pulse_shared.producer import EventProducer
 from pulse_shared.record_probe import fingerprints_at
 from pulse_shared.settings import ServiceSettings
 from pulse_shared.start_offset import StoredOffset, fingerprint
 from pulse_shared.testing.topic_reader import read_topic
+from pulse_shared.testing.waiting import eventually
 from pulse_shared.topics import Topics
 
 
@@ -277,6 +279,44 @@ async def test_an_offset_stored_for_an_earlier_incarnation_of_the_topic_is_disca
     assert any("earlier incarnation of the topic" in r.getMessage() for r in caplog.records)
 
 
+async def test_a_stored_offset_past_a_broker_reported_end_is_kept_when_the_log_holds_its_record(
+    kafka_bootstrap: str, topics: Topics, producer: EventProducer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """tansu reports a partition's end as its last record batch's base offset + 1: after one batch of five
+    answers, 1. An offset stored after the last of them looks past the end, but the log still holds the record
+    it was stored after (same fingerprint): it resumes there, neither reading the log again nor replacing it."""
+    outcomes = await producer.publish_encoded(topics.responses, [
+        Encoded("acme", "t", json.dumps({"n": i}).encode()) for i in range(5)])
+    assert outcomes == [None] * 5
+    tp = TopicPartition(topics.responses, (await producer.send(topics.responses, key=b"acme", value=b'{"n": 5}'))
+                        .partition)
+    # The single send above makes the reported end right again; a second batch makes it wrong once more.
+    await producer.publish_encoded(topics.responses, [Encoded("acme", "t", json.dumps({"n": i}).encode())
+                                                      for i in range(6, 9)])
+    here = await fingerprints_at(kafka_bootstrap, {tp: 8}, client_id="test")
+    assert set(here) == {tp}
+    handler = Collect()
+    runner = ConsumerRunner(
+        settings_for(kafka_bootstrap, topics), RunnerConfig(group_id="g-under", topics=(topics.responses,)),
+        decoder=decode, handler=handler, producer=producer,
+        offset_store=(kept := FixedOffsets({tp: StoredOffset(9, 8, here[tp])})),
+    )
+    stop = asyncio.Event()
+    with caplog.at_level(logging.WARNING):
+        task = asyncio.create_task(runner.run(stop))
+        try:
+            # Once the start is chosen (on the log as it is now, its last batch of several records), one more.
+            await eventually(lambda: tp in runner._position, what="the partition's start to be chosen")
+            await producer.send(topics.responses, key=b"acme", value=b'{"n": 9}')
+            await eventually(lambda: 9 in handler.seen.get(tp.partition, []), what="the next answer")
+        finally:
+            stop.set()
+            await task
+    assert handler.seen[tp.partition] == [9]
+    assert kept.resets == []
+    assert not any("past the end" in r.getMessage() for r in caplog.records)
+
+
 class Poisoned(Collect):
     """Fails, not transiently, on every batch holding one of ``poison`` (as a handler bug on odd data does)."""
 
@@ -340,3 +380,9 @@ async def test_the_probe_reads_the_record_of_every_partition_asked_for(
     wanted = {TopicPartition(topics.responses, p): meta.offset for p, meta in sent.items()}
     found = await fingerprints_at(kafka_bootstrap, wanted, client_id="test")
     assert found == {tp: fingerprint(sent[tp.partition].timestamp, f"k{tp.partition}".encode()) for tp in wanted}
+    # One partition asked past its log (the broker lost it): left out, without costing the others theirs.
+    past = {**wanted, TopicPartition(topics.responses, 0): 500}
+    started = time.monotonic()
+    partial = await fingerprints_at(kafka_bootstrap, past, client_id="test", timeout=30)
+    assert partial == {tp: f for tp, f in found.items() if tp.partition != 0}
+    assert time.monotonic() - started < 15  # not the whole timeout

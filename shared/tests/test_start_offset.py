@@ -22,6 +22,17 @@ def test_an_offset_past_the_end_is_read_from_the_beginning_and_replaced_when_sto
     assert (from_kafka.offset, from_kafka.reset_store) == (0, False)
 
 
+def test_an_offset_past_a_reported_end_is_kept_when_the_log_holds_its_record() -> None:
+    """tansu reports 1 as the end of a partition holding one batch of 52 answers."""
+    stored = StoredOffset(52, 51, MINE)
+    assert choose_start(stored, None, beginning=0, end=1, found=MINE) == Start(52, "database")
+    for found in (None, fingerprint(1_733_999_000_000, b"acme")):  # nothing there, or another record
+        lost = choose_start(stored, None, beginning=0, end=1, found=found)
+        assert (lost.offset, lost.reset_store) == (0, True)
+        assert lost.warning is not None
+        assert "past the end" in lost.warning
+
+
 def test_an_offset_below_the_log_start_moves_up_to_it() -> None:
     start = choose_start(StoredOffset(2), None, beginning=10, end=20)
     assert (start.offset, start.reset_store) == (10, False)

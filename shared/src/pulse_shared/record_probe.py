@@ -6,7 +6,7 @@ import logging
 import time
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, OffsetOutOfRangeError
 
 from pulse_shared.start_offset import fingerprint
 
@@ -32,12 +32,26 @@ async def fingerprints_at(bootstrap: str, wanted: dict[TopicPartition, int], *, 
         # A partition is paused once its first record was read (one record is all it takes): done when every
         # wanted partition is.
         while len(consumer.paused()) < len(wanted) and time.monotonic() < deadline:
-            batches = await consumer.getmany(timeout_ms=200, max_records=1)
+            try:
+                batches = await consumer.getmany(timeout_ms=200, max_records=1)
+            except OffsetOutOfRangeError as exc:  # the log holds nothing there: done with those partitions
+                gone = [tp for tp in (exc.args[0] if exc.args and isinstance(exc.args[0], dict) else {})
+                        if tp in wanted]
+                if not gone:
+                    raise
+                consumer.pause(*gone)
+                continue
             for tp, records in batches.items():
                 if records and tp not in consumer.paused():
                     record = records[0]
                     if record.offset == wanted[tp]:
                         found[tp] = fingerprint(record.timestamp, record.key)
+                    consumer.pause(tp)
+            # A fetch that brought nothing still tells the partition's high watermark (which tansu reports
+            # right, unlike its ListOffsets end): at or below the offset wanted, the log holds nothing there.
+            for tp, offset in wanted.items():
+                highwater = consumer.highwater(tp)
+                if tp not in consumer.paused() and highwater is not None and highwater <= offset:
                     consumer.pause(tp)
     except (TimeoutError, KafkaError, OSError) as exc:
         log.warning("could not read back the records stored offsets were fingerprinted with; trusting them",

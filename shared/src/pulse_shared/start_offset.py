@@ -6,7 +6,9 @@ past the end of the new log gives itself away; one below it does not (stored 2, 
 answers: resuming at 2 would skip two of them). So each stored offset carries the *fingerprint* of a
 record the consumer applied (its offset, producer timestamp and key): if the log holds another record
 there, the offset belongs to an earlier incarnation of the topic and is discarded. A fingerprinted record
-that retention has removed since cannot be compared, and the offset is trusted, as before.
+that retention has removed since cannot be compared, and the offset is trusted, as before. An offset past the
+reported end whose record the log still holds is kept: the broker under-reports its end (tansu does, after
+a batch of several records), it did not lose its log.
 """
 
 from __future__ import annotations
@@ -32,10 +34,13 @@ def fingerprint(timestamp_ms: int, key: bytes | None) -> str:
 
 def offset_to_check(stored: StoredOffset, *, beginning: int, end: int) -> int | None:
     """The offset whose record must be read back to recognise the log ``stored`` belongs to (None: there is
-    nothing to compare: no fingerprint, retention removed the record, or the offset is past the end anyway)."""
-    if stored.check_offset is None or stored.fingerprint is None or stored.next_offset > end:
+    nothing to compare: no fingerprint, or retention removed the record). It is read even at or past the
+    reported ``end``: tansu reports a partition's end as its last record batch's base offset + 1, so a
+    record past that end may well be in the log."""
+    del end  # not a bound: see above
+    if stored.check_offset is None or stored.fingerprint is None:
         return None
-    return stored.check_offset if beginning <= stored.check_offset < end else None
+    return stored.check_offset if beginning <= stored.check_offset else None
 
 
 @dataclass(frozen=True)
@@ -62,11 +67,12 @@ def choose_start(stored: StoredOffset | None, committed: int | None, *, beginnin
     else:
         return Start(None, "none")
     from_database = origin == "database"
-    if target > end:
+    checked = stored is not None and offset_to_check(stored, beginning=beginning, end=end) is not None
+    holds_it = checked and stored is not None and found is not None and found == stored.fingerprint
+    if target > end and not holds_it:
         return Start(beginning, origin, reset_store=from_database, warning=(
             "stored offset lies past the end of the partition: the broker lost its log (the dev broker forgets "
             "every topic on restart); reading this partition from the beginning"))
-    checked = stored is not None and offset_to_check(stored, beginning=beginning, end=end) is not None
     if checked and stored is not None and found is not None and found != stored.fingerprint:
         return Start(beginning, origin, reset_store=True, warning=(
             "stored offset belongs to an earlier incarnation of the topic (the record it was stored after "
