@@ -8,6 +8,7 @@ import importlib.resources
 import json
 import shutil
 import subprocess
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +105,23 @@ def test_dockerfiles_pass_checkov() -> None:
     report = json.loads(done.stdout)
     summary = report["summary"] if isinstance(report, dict) else report[0]["summary"]
     assert summary["failed"] == 0, done.stdout[-4000:]
+
+
+def test_the_images_get_the_shared_library_without_its_test_fakes(tmp_path: Path) -> None:
+    """The images install every package --no-editable, so from the wheels built here: the shared library's
+    wheel holds the product modules and none of pulse_shared.testing (fake Slack, HubSpot, fixtures)."""
+    for dockerfile in [ROOT / "services" / s / "Dockerfile" for s in SERVICES] + [
+            ROOT / "deploy" / "docker" / "migrate.Dockerfile"]:
+        installs = [line for line in dockerfile.read_text().splitlines() if "uv sync" in line]
+        assert installs, dockerfile
+        assert all("--no-editable" in line for line in installs), dockerfile
+    subprocess.run(["uv", "build", "--package", "pulse-shared", "--wheel", "--out-dir", str(tmp_path)], cwd=ROOT,
+                   capture_output=True, text=True, check=True)
+    [wheel] = tmp_path.glob("pulse_shared-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "pulse_shared/consumer.py" in names
+    assert "pulse_shared/dead_letters.py" in names
+    assert not [n for n in names if n.startswith("pulse_shared/testing")], names
 
 
 def test_compose_file_validates_against_the_compose_spec() -> None:

@@ -159,33 +159,6 @@ async def test_mostly_undecodable_stream_crashes_instead_of_dead_lettering_every
         await asyncio.wait_for(runner.run(asyncio.Event()), timeout=20)
 
 
-@pytest.mark.parametrize("seed", range(5))
-def test_the_undecodable_limit_counts_failures_in_a_sliding_window(seed: int) -> None:
-    """The failure count is kept as outcomes enter and leave the window; it must equal a recount."""
-    import random
-    from collections import deque
-
-    config = RunnerConfig(group_id="g", topics=("t",), dead_letter_window=20, dead_letter_min_failures=5,
-                          dead_letter_max_ratio=0.5)
-    settings = ServiceSettings(kafka_bootstrap_servers="127.0.0.1:9", kafka_enable_idempotence=False)
-    runner: ConsumerRunner[int] = ConsumerRunner(
-        settings, config, decoder=decode, handler=Collect(), producer=EventProducer(settings, client_id="t"),
-    )
-    rng = random.Random(seed)
-    window: deque[bool] = deque(maxlen=20)
-    for i in range(2000):
-        ok = rng.random() < 0.9 - 0.6 * i / 2000  # failures grow slowly more frequent
-        window.append(ok)
-        failures = window.count(False)
-        if failures >= 5 and failures > 0.5 * len(window):
-            with pytest.raises(DeadLetterLimitExceeded, match=f"{failures} of the last {len(window)}"):
-                runner._note(ok=ok)
-            assert i > 20  # the window filled and rolled before the limit was reached
-            return
-        runner._note(ok=ok)
-    pytest.fail("the stream never crossed the limit")
-
-
 async def test_transient_failures_are_retried_and_nothing_is_skipped(
     kafka_bootstrap: str, topics: Topics, producer: EventProducer
 ) -> None:

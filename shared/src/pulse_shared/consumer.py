@@ -24,7 +24,6 @@ import contextlib
 import logging
 import random
 import time
-from collections import deque
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
@@ -32,7 +31,14 @@ from typing import Any, Generic, Protocol, TypeVar
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 
+from pulse_shared.commits import CommitThrottle
 from pulse_shared.db import is_transient
+from pulse_shared.dead_letters import (
+    DeadLetterGuard,
+    DeadLetterLimitExceeded,
+    dead_letter_of,
+    handle_or_isolate,
+)
 from pulse_shared.events import InvalidEvent
 from pulse_shared.logs import bind, unbind
 from pulse_shared.loops import sleep_or_stop
@@ -47,6 +53,7 @@ from pulse_shared.metrics import (
 )
 from pulse_shared.producer import EventProducer
 from pulse_shared.record_probe import fingerprints_at
+from pulse_shared.retry_pause import Pauses, RetryPolicy
 from pulse_shared.settings import ServiceSettings
 from pulse_shared.start_offset import StoredOffset, choose_start, offset_to_check
 from pulse_shared.tracing import traceparent_from_headers
@@ -55,7 +62,7 @@ log = logging.getLogger(__name__)
 
 E = TypeVar("E")
 
-MAX_DEAD_LETTER_VALUE_BYTES = 512 * 1024
+__all__ = ["BatchHandler", "ConsumerRunner", "DeadLetterLimitExceeded", "OffsetStore", "Record", "RunnerConfig"]
 
 
 @dataclass(frozen=True)
@@ -101,10 +108,6 @@ class OffsetStore(Protocol):
 
 
 Decoder = Callable[[ConsumerRecord], E]
-
-
-class DeadLetterLimitExceeded(RuntimeError):
-    """Too many of the recent messages were undecodable: most likely a bad deploy, so stop."""
 
 
 @dataclass(frozen=True)
@@ -165,13 +168,13 @@ class ConsumerRunner(Generic[E]):
         self._transient = transient
         self._dead_letter_topic = settings.topics.dead_letter
         self._lock = asyncio.Lock()
-        self._staged: dict[TopicPartition, int] = {}
-        self._committed: dict[TopicPartition, int] = {}
         self._position: dict[TopicPartition, int] = {}
-        self._paused_until: dict[TopicPartition, float] = {}
-        self._recent: deque[bool] = deque(maxlen=config.dead_letter_window)
-        self._failures = 0  # failures in ``_recent``, kept as it changes (counting per message costs O(window))
-        self._last_commit = time.monotonic()
+        # The runner composes the loop's concerns, each in its own module (as arroyo's strategies do):
+        self._commits = CommitThrottle(config.commit_interval_seconds)
+        self._retry = RetryPolicy(config.retry_initial_seconds, config.retry_max_seconds, config.retries_before_pause)
+        self._pauses = Pauses(config.pause_seconds)
+        self._guard = DeadLetterGuard(window=config.dead_letter_window, max_ratio=config.dead_letter_max_ratio,
+                                      min_failures=config.dead_letter_min_failures)
         self._consumer: AIOKafkaConsumer | None = None
         self.assignments = 0
 
@@ -223,9 +226,9 @@ class ConsumerRunner(Generic[E]):
                         await asyncio.gather(*(
                             self._process(consumer, tp, messages, stop)
                             for tp, messages in batches.items()
-                            if tp in consumer.assignment() and tp not in self._paused_until
+                            if tp in consumer.assignment() and tp not in self._pauses
                         ))
-                if time.monotonic() - self._last_commit >= cfg.commit_interval_seconds:
+                if self._commits.due():
                     await self._commit(consumer)
         finally:
             async with self._lock:
@@ -243,7 +246,7 @@ class ConsumerRunner(Generic[E]):
         while Python prepares another.
         """
         cfg = self._config
-        ready = [tp for tp in consumer.assignment() if tp not in self._paused_until]
+        ready = [tp for tp in consumer.assignment() if tp not in self._pauses]
         share = max(1, cfg.max_batch // max(1, len(ready)))
         batches = dict(await consumer.getmany(timeout_ms=cfg.poll_timeout_ms, max_records=share))
         if batches:
@@ -286,7 +289,7 @@ class ConsumerRunner(Generic[E]):
         next_offset = messages[-1].offset + 1
         if not await self._apply(consumer, tp, records, next_offset, messages, stop):
             return
-        self._staged[tp] = next_offset
+        self._commits.stage(tp, next_offset)
         self._position[tp] = next_offset
         CONSUMER_BATCH_SECONDS.labels(self.group_id).observe(time.perf_counter() - started)
         EVENTS_CONSUMED.labels(tp.topic, self.group_id).inc(len(messages))
@@ -298,10 +301,10 @@ class ConsumerRunner(Generic[E]):
         try:
             value = self._decoder(message)
         except InvalidEvent as exc:
-            self._note(ok=False)
+            self._guard.note(ok=False)
             await self._dead_letter(message, str(exc))
             return None
-        self._note(ok=True)
+        self._guard.note(ok=True)
         return Record(
             topic=message.topic,
             partition=message.partition,
@@ -312,37 +315,10 @@ class ConsumerRunner(Generic[E]):
             timestamp_ms=message.timestamp,
         )
 
-    def _note(self, *, ok: bool) -> None:
-        recent = self._recent
-        if len(recent) == recent.maxlen and not recent[0]:
-            self._failures -= 1  # the oldest outcome, a failure, leaves the window
-        recent.append(ok)
-        if not ok:
-            self._failures += 1
-        failures = self._failures
-        cfg = self._config
-        if failures >= cfg.dead_letter_min_failures and failures > cfg.dead_letter_max_ratio * len(self._recent):
-            raise DeadLetterLimitExceeded(
-                f"{failures} of the last {len(self._recent)} messages were undecodable; refusing to "
-                "dead-letter the stream (check the producer's deploy)"
-            )
-
     async def _dead_letter(self, message: ConsumerRecord, reason: str,
                            extra_headers: Sequence[tuple[str, bytes]] = ()) -> None:
-        value: bytes = message.value or b""
-        headers = [
-            *(message.headers or ()),
-            *extra_headers,
-            ("pulse-dlq-reason", reason[:1000].encode()),
-            ("pulse-dlq-topic", message.topic.encode()),
-            ("pulse-dlq-partition", str(message.partition).encode()),
-            ("pulse-dlq-offset", str(message.offset).encode()),
-            ("pulse-dlq-group", self.group_id.encode()),
-        ]
-        if len(value) > MAX_DEAD_LETTER_VALUE_BYTES:
-            headers.append(("pulse-dlq-truncated-from", str(len(value)).encode()))
-            value = value[:MAX_DEAD_LETTER_VALUE_BYTES]
-        await self._producer.send(self._dead_letter_topic, key=message.key, value=value, headers=headers)
+        letter = dead_letter_of(message, reason, self.group_id, extra_headers)
+        await self._producer.send(self._dead_letter_topic, key=letter.key, value=letter.value, headers=letter.headers)
         DEAD_LETTERED.labels(message.topic, self.group_id).inc()
         log.warning(
             "message dead-lettered",
@@ -352,38 +328,21 @@ class ConsumerRunner(Generic[E]):
 
     async def _apply(self, consumer: AIOKafkaConsumer, tp: TopicPartition, records: Sequence[Record[E]],
                      next_offset: int, messages: Sequence[ConsumerRecord], stop: asyncio.Event) -> bool:
-        """Handle the batch; a failure that is not transient is isolated by bisecting the batch, so the
-        record(s) causing it are dead-lettered and the partition goes on (instead of crash-looping on it)."""
+        """Handle the batch (retrying transient failures, then pausing); a failure that is not transient is
+        isolated by bisecting the batch, so the record(s) causing it are dead-lettered and the partition goes
+        on instead of crash-looping on it (:func:`pulse_shared.dead_letters.handle_or_isolate`)."""
         raw = {m.offset: m for m in messages}
-        return await self._handle_or_isolate(consumer, tp, records, next_offset, messages[0].offset, raw, stop)
 
-    async def _handle_or_isolate(self, consumer: AIOKafkaConsumer, tp: TopicPartition, records: Sequence[Record[E]],
-                                 next_offset: int, first: int, raw: dict[int, ConsumerRecord],
-                                 stop: asyncio.Event) -> bool:
-        """Handle ``records``; if that fails on an error that is not transient, a single record is
-        dead-lettered (counted against the limit) and its offset stored past it, and more are split in
-        halves, each handled (and isolated again) in order."""
-        try:
-            return await self._handle_with_retry(consumer, tp, records, next_offset, first, stop)
-        except Exception as exc:
-            if self._transient(exc):
-                raise
-            failure = exc
-        where = {"topic": tp.topic, "partition": tp.partition, "offset": first, "records": len(records)}
-        if len(records) > 1:
-            log.warning("batch failed on an error that is not transient; isolating the failing records",
-                        extra={**where, "error": repr(failure)[:300]})
-            for part, part_next in split(records, next_offset):
-                if not await self._handle_or_isolate(consumer, tp, part, part_next, part[0].offset, raw, stop):
-                    return False
-            return True
-        if records:
-            log.error("the handler fails on this record; dead-lettering it", extra=where, exc_info=failure)
-            self._note(ok=False)
-            await self._dead_letter(raw[records[0].offset], f"handler failed: {failure!r}"[:1000],
+        async def handle(part: Sequence[Record[E]], part_next: int, first: int) -> bool:
+            return await self._handle_with_retry(consumer, tp, part, part_next, first, stop)
+
+        async def dead_letter(record: Record[E], failure: Exception) -> None:
+            self._guard.note(ok=False)  # counted against the limit: a bug failing every record stops the runner
+            await self._dead_letter(raw[record.offset], f"handler failed: {failure!r}"[:1000],
                                     extra_headers=[("pulse-dlq-exception", type(failure).__name__.encode())])
-        # The handler stores the offset past the dead-lettered record, with no effect.
-        return await self._handle_with_retry(consumer, tp, [], next_offset, first, stop)
+
+        return await handle_or_isolate(handle, dead_letter, self._transient, records, next_offset,
+                                       messages[0].offset, {"topic": tp.topic, "partition": tp.partition})
 
     async def _handle_with_retry(
         self,
@@ -394,7 +353,6 @@ class ConsumerRunner(Generic[E]):
         first_offset: int,
         stop: asyncio.Event,
     ) -> bool:
-        cfg = self._config
         attempt = 0
         bind(topic=tp.topic, partition=tp.partition, offset=first_offset)
         try:
@@ -406,11 +364,10 @@ class ConsumerRunner(Generic[E]):
                         raise
                     attempt += 1
                     CONSUMER_RETRIES.labels(self.group_id).inc()
-                    if attempt > cfg.retries_before_pause or stop.is_set():
+                    if self._retry.gives_up(attempt) or stop.is_set():
                         self._pause(consumer, tp, first_offset, exc)
                         return False
-                    delay = min(cfg.retry_max_seconds, cfg.retry_initial_seconds * 2 ** (attempt - 1))
-                    delay *= 0.5 + random.random() / 2
+                    delay = self._retry.delay(attempt, random.random())
                     log.warning(
                         "transient failure, retrying",
                         extra={"attempt": attempt, "delay_s": round(delay, 3), "error": repr(exc)[:300]},
@@ -427,7 +384,7 @@ class ConsumerRunner(Generic[E]):
         consumer.pause(tp)
         consumer.seek(tp, first_offset)
         self._position[tp] = first_offset
-        self._paused_until[tp] = time.monotonic() + self._config.pause_seconds
+        self._pauses.pause(tp)
         CONSUMER_PAUSES.labels(self.group_id).inc()
         log.error(
             "partition paused after repeated transient failures; will retry from the same offset",
@@ -436,21 +393,13 @@ class ConsumerRunner(Generic[E]):
         )
 
     def _resume_due(self, consumer: AIOKafkaConsumer) -> None:
-        now = time.monotonic()
-        for tp, until in list(self._paused_until.items()):
-            if until <= now:
-                del self._paused_until[tp]
-                if tp in consumer.assignment():
-                    consumer.resume(tp)
-                    log.info("partition resumed", extra={"topic": tp.topic, "partition": tp.partition})
+        for tp in self._pauses.due():
+            if tp in consumer.assignment():
+                consumer.resume(tp)
+                log.info("partition resumed", extra={"topic": tp.topic, "partition": tp.partition})
 
     async def _commit(self, consumer: AIOKafkaConsumer, only: Collection[TopicPartition] | None = None) -> None:
-        self._last_commit = time.monotonic()
-        offsets = {
-            tp: offset
-            for tp, offset in self._staged.items()
-            if self._committed.get(tp) != offset and (only is None or tp in only)
-        }
+        offsets = self._commits.to_commit(only)
         if not offsets:
             return
         try:
@@ -462,15 +411,16 @@ class ConsumerRunner(Generic[E]):
             log.warning("offset commit failed", extra={"error": repr(exc)[:300]})
             return
         OFFSET_COMMITS.labels(self.group_id, "ok").inc()
-        self._committed.update(offsets)
+        self._commits.committed(offsets)
 
     async def on_revoked(self, consumer: AIOKafkaConsumer, revoked: Collection[TopicPartition]) -> None:
         """Rebalance: wait for the batch in flight, commit the revoked partitions, forget their state."""
         async with self._lock:
             await self._commit(consumer, only=revoked)
             for tp in revoked:
-                for state in (self._staged, self._committed, self._position, self._paused_until):
-                    state.pop(tp, None)
+                self._commits.forget(tp)
+                self._pauses.forget(tp)
+                self._position.pop(tp, None)
                 with contextlib.suppress(KeyError):
                     CONSUMER_LAG.remove(tp.topic, str(tp.partition), self.group_id)
         if revoked:
@@ -529,14 +479,6 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: Collection[TopicPartition]) -> None:
         await self._runner.on_assigned(self._consumer, assigned)
-
-
-def split(records: Sequence[Record[E]], next_offset: int) -> list[tuple[Sequence[Record[E]], int]]:
-    """Two halves of a failed batch, each with the offset after it (the second keeps the batch's, which
-    counts messages dead-lettered at decoding too)."""
-    mid = len(records) // 2
-    left, right = records[:mid], records[mid:]
-    return [(left, right[0].offset), (right, next_offset)]
 
 
 def _names(partitions: Collection[TopicPartition]) -> list[str]:
