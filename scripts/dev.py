@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
@@ -47,6 +48,8 @@ COLORS = {"ingest": "36", "scoring": "35", "alerts": "33", "crm_sync": "32", "de
 def say(source: str, line: str) -> None:
     color = COLORS.get(source, "0") if sys.stdout.isatty() else ""
     prefix = f"\033[{color}m{source:>8} |\033[0m" if color else f"{source:>8} |"
+    if source == "dev":  # the services' JSON lines carry their own ts
+        line = f"{datetime.now(UTC).strftime('%H:%M:%S')} {line}" if line else line
     sys.stdout.write(f"{prefix} {line}\n")
     sys.stdout.flush()
 

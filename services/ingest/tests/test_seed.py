@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from ingest import seed
 from ingest_fixtures import ADMIN, Ingest
 
@@ -45,3 +47,21 @@ async def test_the_seed_creates_what_is_missing_reports_drift_and_replaces_only_
     await catalog.refresh()
     assert catalog.current.surveys["onboarding-ces"].closed is False
     assert await seed.apply(catalog, seed.parse(path)) == []
+
+
+def test_the_dev_keys_origins_follow_ingest_port() -> None:
+    dev_seed = Path(__file__).resolve().parents[3] / "deploy" / "dev" / "seed.yaml"
+    moved = seed.parse(dev_seed, {"INGEST_PORT": "9123"})
+    [key] = moved.surveys[0].keys
+    assert key.allowed_origins == ("http://localhost:9123", "http://127.0.0.1:9123", "http://localhost:3000")
+    default = seed.parse(dev_seed, {})
+    assert default.surveys[0].keys[0].allowed_origins[0] == "http://localhost:8000"
+
+
+def test_a_variable_without_a_default_must_be_set(tmp_path: Path) -> None:
+    path = tmp_path / "seed.yaml"
+    path.write_text(SEED.replace("http://localhost:3000", "${APP_ORIGIN}"), encoding="utf-8")
+    with pytest.raises(ValueError, match=r"\$\{APP_ORIGIN\}, which is not set"):
+        seed.parse(path, {})
+    assert seed.parse(path, {"APP_ORIGIN": "https://app.example.com"}).surveys[0].keys[0].allowed_origins == (
+        "https://app.example.com",)

@@ -184,7 +184,7 @@ class ConsumerRunner(Generic[E]):
         return self._config.group_id
 
     async def ping(self) -> None:
-        """Readiness check: the consumer has started and joined its group."""
+        """Readiness check: the consumer has started, joined its group and positioned what it was assigned."""
         if self._consumer is None:
             raise RuntimeError("consumer not started")
         if self.assignments == 0:
@@ -428,9 +428,10 @@ class ConsumerRunner(Generic[E]):
 
     async def on_assigned(self, consumer: AIOKafkaConsumer, assigned: Collection[TopicPartition]) -> None:
         """Rebalance: seek each new partition to the offset stored with the effects (or Kafka's), unless it
-        belongs to another log (see :mod:`pulse_shared.start_offset`)."""
-        self.assignments += 1
+        belongs to another log (see :mod:`pulse_shared.start_offset`). Counted (readiness) only once every
+        new partition has its start: a member is ready when it can consume what it holds."""
         if not assigned:
+            self.assignments += 1
             return
         stored = await self._load_stored(assigned)
         beginning = await consumer.beginning_offsets(list(assigned))
@@ -454,6 +455,7 @@ class ConsumerRunner(Generic[E]):
                 await self._offset_store.reset(self.group_id, tp, offset)
             consumer.seek(tp, offset)
             self._position[tp] = offset
+        self.assignments += 1
         log.info("partitions assigned", extra={"partitions": _names(assigned)})
 
     async def _load_stored(self, assigned: Collection[TopicPartition]) -> dict[TopicPartition, StoredOffset]:

@@ -15,7 +15,8 @@ Example::
         secrets: ["${DELIGHTED_API_KEY}"]
         mapping: {account_id_field: person_properties.account_id}
 
-``${NAME}`` is replaced by the environment variable NAME, so secrets stay out of the file.
+``${NAME}`` is replaced by the environment variable NAME, so secrets stay out of the file; ``${NAME:-default}``
+takes ``default`` when NAME is not set.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ingest.catalog import CatalogStore
 from ingest.domain.catalog import Origin, Survey, WebhookSource, WriteKey
 
-_VAR = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)\}")
+_VAR = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)(?::-([^}]*))?\}")
 
 
 class _SeedKey(BaseModel):
@@ -58,10 +59,12 @@ class SeedFile(BaseModel):
 def _expand(value: Any, environ: dict[str, str]) -> Any:
     if isinstance(value, str):
         def sub(match: re.Match[str]) -> str:
-            name = match.group(1)
-            if name not in environ:
-                raise ValueError(f"seed file refers to ${{{name}}}, which is not set")
-            return environ[name]
+            name, default = match.group(1), match.group(2)
+            if name in environ:
+                return environ[name]
+            if default is not None:
+                return default
+            raise ValueError(f"seed file refers to ${{{name}}}, which is not set")
         return _VAR.sub(sub, value)
     if isinstance(value, list):
         return [_expand(v, environ) for v in value]
