@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
 from collections.abc import Collection, Sequence
+from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
 from pulse_shared.consumer import ConsumerRunner, DeadLetterLimitExceeded, Record, RunnerConfig
 from pulse_shared.events import Encoded, InvalidEvent
-from pulse_shared.producer import EventProducer
+from pulse_shared.localinfra import Broker, create_topics
+from pulse_shared.producer import EventProducer, PublishFailed
 from pulse_shared.record_probe import fingerprints_at
 from pulse_shared.settings import ServiceSettings
 from pulse_shared.start_offset import StoredOffset, fingerprint
@@ -359,3 +362,69 @@ async def test_the_probe_reads_the_record_of_every_partition_asked_for(
     partial = await fingerprints_at(kafka_bootstrap, past, client_id="test", timeout=30)
     assert partial == {tp: f for tp, f in found.items() if tp.partition != 0}
     assert time.monotonic() - started < 15  # not the whole timeout
+
+
+class StoringCollect(Collect):
+    """A handler that stores its next offset with the fingerprint of its last record, as the transactional
+    handler does in the same transaction as its effects."""
+
+    def __init__(self, store: FixedOffsets) -> None:
+        super().__init__()
+        self.store = store
+
+    async def handle(self, tp: TopicPartition, records: Sequence[Record[int]], next_offset: int) -> None:
+        await super().handle(tp, records, next_offset)
+        if records:
+            last = records[-1]
+            self.store.offsets[tp] = StoredOffset(next_offset, last.offset, fingerprint(last.timestamp_ms, last.key))
+
+
+@pytest.mark.parametrize("new_answers", [2, 8])
+async def test_a_running_consumer_reads_the_whole_new_log_when_the_broker_loses_its_log(
+    topics: Topics, tmp_path: Path, new_answers: int
+) -> None:
+    """The dev broker restarts (forgetting every topic) under a running consumer, and new answers arrive:
+    fewer than were applied before, or more. Every answer of the new log is applied; none is skipped as
+    'already applied' by the old offsets."""
+    broker = Broker(log_file=tmp_path / "tansu.log").start()
+    settings = settings_for(broker.bootstrap, topics)
+    producer = EventProducer(settings, client_id="lost")
+    store = FixedOffsets({})
+    handler = StoringCollect(store)
+    config = RunnerConfig(group_id="g-lost", topics=(topics.responses,), session_timeout_ms=3000,
+                          heartbeat_interval_ms=1000)
+    runner = ConsumerRunner(settings, config,
+                            decoder=decode, handler=handler, producer=producer, offset_store=store)
+    stop = asyncio.Event()
+    task: asyncio.Task[None] | None = None
+    try:
+        await create_topics(broker.bootstrap, topics.all(), partitions=1)
+        await producer.start()
+        await produce(producer, topics.responses, [json.dumps({"n": i}).encode() for i in range(5)])
+        task = asyncio.create_task(runner.run(stop))
+        await eventually(lambda: handler.seen.get(0) == [0, 1, 2, 3, 4], what="the first log")
+        broker.stop()
+        broker.start()  # same port, empty
+        await create_topics(broker.bootstrap, topics.all(), partitions=1)
+        values = list(range(100, 100 + new_answers))
+        unsent = list(values)
+
+        async def send_new_answers() -> bool:  # the producer reconnects to the restarted broker
+            with contextlib.suppress(PublishFailed):
+                while unsent:
+                    await producer.send(topics.responses, key=b"acme", value=json.dumps({"n": unsent[0]}).encode())
+                    unsent.pop(0)
+            return not unsent
+
+        await eventually(send_new_answers, timeout=30, what="the new answers sent")
+        await eventually(lambda: handler.seen[0][5:] == values, timeout=60,
+                         what=f"the new log's answers {values} (seen {handler.seen[0][5:]})")
+        assert task is not None
+        assert not task.done()
+    finally:
+        stop.set()
+        if task is not None:
+            await task
+        await producer.stop()
+        broker.stop()
+
