@@ -42,3 +42,22 @@ async def read_topic(bootstrap: str, topic: str) -> list[ConsumerRecord[bytes, b
 #: The last fetch, at every partition's position, that must bring nothing (the broker answers a fetch with
 #: no data after its own wait, at most aiokafka's fetch_max_wait_ms of 500 ms).
 FINAL_FETCH_MS = 600
+
+
+async def end_offsets(bootstrap: str, topic: str) -> dict[TopicPartition, int]:
+    """Each partition's true end (the offset after its last record), found by reading the topic: tansu's
+    ListOffsets answer (``AIOKafkaConsumer.end_offsets``) can be short (see :func:`read_topic`), and a test
+    waiting for a consumer to reach it would stop waiting too early."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        await consumer.topics()
+        partitions = sorted(consumer.partitions_for_topic(topic) or set())
+    finally:
+        await consumer.stop()
+    ends = {TopicPartition(topic, p): 0 for p in partitions}
+    for record in await read_topic(bootstrap, topic):
+        tp = TopicPartition(topic, record.partition)
+        ends[tp] = max(ends[tp], record.offset + 1)
+    return ends
+
