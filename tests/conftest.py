@@ -9,8 +9,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import asyncpg
 import pytest
 
+from pulse_shared.db import plain_database_url
 from pulse_shared.localinfra import free_port
 from pulse_shared.testing.fake_hubspot import FakeHubSpot
 from pulse_shared.testing.fake_otlp import FakeOtlpCollector
@@ -44,6 +46,18 @@ class Platform:
     @property
     def scoring(self) -> str:
         return self.services["scoring"].url
+
+
+async def applied(database_url: str, schema: str, topic: str) -> int:
+    """How many of ``topic``'s records the service whose schema is ``schema`` has applied: the sum of the next
+    offsets it stored with its effects."""
+    conn = await asyncpg.connect(plain_database_url(database_url))
+    try:
+        value = await conn.fetchval(f"SELECT coalesce(sum(greatest(next_offset, 0)), 0) FROM {schema}.consumer_offsets "
+                                    "WHERE topic = $1", topic)
+    finally:
+        await conn.close()
+    return int(value)
 
 
 def migrate(module: str, env: dict[str, str]) -> None:

@@ -34,7 +34,7 @@ from pulse_shared.testing.tcp_proxy import broker_behind_proxy as behind_proxy
 from pulse_shared.testing.topic_reader import read_topic
 from pulse_shared.testing.waiting import eventually
 from pulse_shared.topics import Topics
-from tests.conftest import KEY, SEED, migrate
+from tests.conftest import KEY, SEED, applied, migrate
 
 pytestmark = pytest.mark.e2e
 
@@ -172,17 +172,6 @@ async def on_topic(bootstrap: str, topic: str) -> set[str]:
     return {json.loads(m.value)["response_id"] for m in await read_topic(bootstrap, topic)}
 
 
-async def applied(database_url: str, topic: str) -> int:
-    """How many of the topic's records scoring has applied (its stored next offsets)."""
-    conn = await asyncpg.connect(plain_database_url(database_url))
-    try:
-        value = await conn.fetchval("SELECT coalesce(sum(greatest(next_offset, 0)), 0) FROM scoring.consumer_offsets "
-                                    "WHERE topic = $1", topic)
-    finally:
-        await conn.close()
-    return int(value)
-
-
 async def test_broker_down_60s_under_widget_traffic(broker_behind_proxy: TcpProxy, database_url: str,
                                                     tmp_path: Path) -> None:
     proxy = broker_behind_proxy
@@ -221,7 +210,7 @@ async def test_broker_down_60s_under_widget_traffic(broker_behind_proxy: TcpProx
         assert {json.loads(m.value)["response_id"] for m in log} == acked  # every refused send was re-sent
 
         async def caught_up() -> bool:
-            return await applied(database_url, topics.responses) == len(log)
+            return await applied(database_url, "scoring", topics.responses) == len(log)
 
         await eventually(caught_up, timeout=90, what="scoring to apply the whole responses topic")
         total, ids = await counted(database_url)

@@ -19,7 +19,7 @@ import pytest
 from pulse_shared.db import plain_database_url
 from pulse_shared.testing.topic_reader import read_topic
 from pulse_shared.testing.waiting import eventually as poll
-from tests.conftest import KEY, SCORING_TOKEN, Platform
+from tests.conftest import KEY, SCORING_TOKEN, Platform, applied
 
 pytestmark = pytest.mark.e2e
 
@@ -42,17 +42,6 @@ async def eventually(check: Callable[[], Awaitable[int]], *, what: str, expect: 
     async def matches() -> bool:
         return await check() == expect
     await poll(matches, timeout=timeout, what=f"{what} (expected {expect})")
-
-
-async def consumed_offsets(platform: Platform, schema: str, topic: str) -> int:
-    """How many of ``topic``'s records the service of ``schema`` has applied (its stored next offsets)."""
-    conn = await asyncpg.connect(plain_database_url(platform.database_url))
-    try:
-        value = await conn.fetchval(f"SELECT coalesce(sum(greatest(next_offset, 0)), 0) FROM {schema}.consumer_offsets "
-                                    "WHERE topic = $1", topic)
-    finally:
-        await conn.close()
-    return int(value)
 
 
 async def test_a_detractor_answer_reaches_slack_and_hubspot_exactly_once(platform: Platform) -> None:
@@ -112,14 +101,14 @@ async def test_a_detractor_answer_reaches_slack_and_hubspot_exactly_once(platfor
     assert answers == 2
     responses, scores = platform.topics.responses, platform.topics.scores
     for schema in ("scoring", "alerts", "crm_sync"):
-        await eventually(lambda s=schema: consumed_offsets(platform, s, responses), what=f"{schema} to consume",
+        await eventually(lambda s=schema: applied(platform.database_url, s, responses), what=f"{schema} to consume",
                          expect=answers)
     await eventually(lambda: pending(platform, "scoring.account_state", "version > published_version"),
                      what="scoring's score-event outbox to empty", expect=0)
     score_events = len(await read_topic(bootstrap, scores))
     for schema in ("alerts", "crm_sync"):
-        await eventually(lambda s=schema: consumed_offsets(platform, s, scores), what=f"{schema} to take the scores",
-                         expect=score_events)
+        await eventually(lambda s=schema: applied(platform.database_url, s, scores),
+                         what=f"{schema} to take the scores", expect=score_events)
     await eventually(lambda: pending(platform, "crm_sync.crm_writes", "status = 'pending'"),
                      what="crm-sync's writes to drain", expect=0)
     await eventually(lambda: pending(platform, "alerts.alerts", "status IN ('pending', 'update_pending')"),

@@ -7,7 +7,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from pathlib import Path
 
 import pytest
@@ -74,18 +74,24 @@ async def produce(producer: EventProducer, topic: str, values: list[bytes], key:
         await producer.send(topic, key=key, value=value)
 
 
-async def run_until(runner: ConsumerRunner[int], condition: object, timeout: float = 20.0) -> None:
+@contextlib.asynccontextmanager
+async def running(runner: ConsumerRunner[int]) -> AsyncIterator[asyncio.Task[None]]:
+    """The runner consuming in a task while the block runs; stopped (drained) after it."""
     stop = asyncio.Event()
     task = asyncio.create_task(runner.run(stop))
     try:
-        async with asyncio.timeout(timeout):
-            while not condition():  # type: ignore[operator]
-                if task.done():
-                    task.result()
-                await asyncio.sleep(0.05)
+        yield task
     finally:
         stop.set()
         await task
+
+
+async def run_until(runner: ConsumerRunner[int], condition: object, timeout: float = 20.0) -> None:
+    async with running(runner) as task, asyncio.timeout(timeout):
+        while not condition():  # type: ignore[operator]
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.05)
 
 
 async def committed(bootstrap: str, group: str, tp: TopicPartition) -> int | None:
@@ -277,17 +283,12 @@ async def test_a_stored_offset_past_a_broker_reported_end_is_kept_when_the_log_h
         decoder=decode, handler=handler, producer=producer,
         offset_store=(kept := FixedOffsets({tp: StoredOffset(9, 8, here[tp])})),
     )
-    stop = asyncio.Event()
     with caplog.at_level(logging.WARNING):
-        task = asyncio.create_task(runner.run(stop))
-        try:
+        async with running(runner):
             # Once the start is chosen (on the log as it is now, its last batch of several records), one more.
-            await eventually(lambda: tp in runner._position, what="the partition's start to be chosen")
+            await eventually(lambda: runner.assignments > 0, what="the partition's start to be chosen")
             await producer.send(topics.responses, key=b"acme", value=b'{"n": 9}')
             await eventually(lambda: 9 in handler.seen.get(tp.partition, []), what="the next answer")
-        finally:
-            stop.set()
-            await task
     assert handler.seen[tp.partition] == [9]
     assert kept.resets == []
     assert not any("past the end" in r.getMessage() for r in caplog.records)
@@ -386,7 +387,6 @@ async def test_a_running_consumer_reads_the_whole_new_log_when_the_broker_loses_
     fewer than were applied before. Every answer of the new log is applied; none is skipped as 'already
     applied' by the old offsets. (With more new answers than were applied before, a fetch at the old position
     can win the race against the rejoin: seen failing once under load; open, see issue 18.)"""
-    new_answers = 2
     broker = Broker(log_file=tmp_path / "tansu.log").start()
     settings = settings_for(broker.bootstrap, topics)
     producer = EventProducer(settings, client_id="lost")
@@ -394,37 +394,31 @@ async def test_a_running_consumer_reads_the_whole_new_log_when_the_broker_loses_
     handler = StoringCollect(store)
     config = RunnerConfig(group_id="g-lost", topics=(topics.responses,), session_timeout_ms=3000,
                           heartbeat_interval_ms=1000)
-    runner = ConsumerRunner(settings, config,
-                            decoder=decode, handler=handler, producer=producer, offset_store=store)
-    stop = asyncio.Event()
-    task: asyncio.Task[None] | None = None
+    runner = ConsumerRunner(settings, config, decoder=decode, handler=handler, producer=producer, offset_store=store)
     try:
         await create_topics(broker.bootstrap, topics.all(), partitions=1)
         await producer.start()
         await produce(producer, topics.responses, [json.dumps({"n": i}).encode() for i in range(5)])
-        task = asyncio.create_task(runner.run(stop))
-        await eventually(lambda: handler.seen.get(0) == [0, 1, 2, 3, 4], what="the first log")
-        broker.stop()
-        broker.start()  # same port, empty
-        await create_topics(broker.bootstrap, topics.all(), partitions=1)
-        values = list(range(100, 100 + new_answers))
-        unsent = list(values)
+        async with running(runner) as task:
+            await eventually(lambda: handler.seen.get(0) == [0, 1, 2, 3, 4], what="the first log")
+            broker.stop()
+            broker.start()  # same port, empty
+            await create_topics(broker.bootstrap, topics.all(), partitions=1)
+            values = [100, 101]
+            unsent = list(values)
 
-        async def send_new_answers() -> bool:  # the producer reconnects to the restarted broker
-            with contextlib.suppress(PublishFailed):
-                while unsent:
-                    await producer.send(topics.responses, key=b"acme", value=json.dumps({"n": unsent[0]}).encode())
-                    unsent.pop(0)
-            return not unsent
+            async def send_new_answers() -> bool:  # the producer reconnects to the restarted broker
+                with contextlib.suppress(PublishFailed):
+                    while unsent:
+                        await producer.send(topics.responses, key=b"acme",
+                                            value=json.dumps({"n": unsent[0]}).encode())
+                        unsent.pop(0)
+                return not unsent
 
-        await eventually(send_new_answers, timeout=30, what="the new answers sent")
-        await eventually(lambda: handler.seen[0][5:] == values, timeout=60, what=f"the new log's answers {values}")
-        assert task is not None
-        assert not task.done()
+            await eventually(send_new_answers, timeout=30, what="the new answers sent")
+            await eventually(lambda: handler.seen[0][5:] == values, timeout=60, what=f"the new log's answers {values}")
+            assert not task.done()
     finally:
-        stop.set()
-        if task is not None:
-            await task
         await producer.stop()
         broker.stop()
 

@@ -436,7 +436,7 @@ class ConsumerRunner(Generic[E]):
         stored = await self._load_stored(assigned)
         beginning = await consumer.beginning_offsets(list(assigned))
         end = await consumer.end_offsets(list(assigned))
-        checks = {tp: offset_to_check(s, beginning=beginning[tp], end=end[tp]) for tp, s in stored.items()}
+        checks = {tp: offset_to_check(s, beginning=beginning[tp]) for tp, s in stored.items()}
         wanted = {tp: offset for tp, offset in checks.items() if offset is not None}
         found = await fingerprints_at(self._settings.kafka_bootstrap_servers, wanted,
                                       client_id=self._settings.kafka_client_id)

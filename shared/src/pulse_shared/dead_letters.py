@@ -109,7 +109,8 @@ DeadLetterOne = Callable[[R, Exception], Awaitable[None]]
 
 
 def split(records: Sequence[R], next_offset: int) -> list[tuple[Sequence[R], int]]:
-    """Two halves of a batch, each with the next offset to store after it."""
+    """Two halves of a failed batch, each with the offset after it (the second keeps the batch's, which
+    counts messages dead-lettered at decoding too)."""
     middle = len(records) // 2
     return [(records[:middle], records[middle].offset), (records[middle:], next_offset)]
 

@@ -86,37 +86,26 @@ def classify(survey_type: SurveyType, score: int, scale_min: int, scale_max: int
 #: An answer's category as users read it (API counts, the ``category=`` filter, alert text): NPS promoter /
 #: passive / detractor, CSAT satisfied / neutral / dissatisfied, CES easy / neutral / difficult. Events carry
 #: the :data:`Sentiment` (a CES answer's is satisfied / neutral / dissatisfied, as it always was on the log);
-#: :func:`category_of` names it.
+#: this table names it, per survey type.
 Category = Literal["promoter", "passive", "detractor", "satisfied", "neutral", "dissatisfied", "easy", "difficult"]
-CATEGORIES: dict[SurveyType, tuple[Category, ...]] = {
-    "nps": ("promoter", "passive", "detractor"),
-    "csat": ("satisfied", "neutral", "dissatisfied"),
-    "ces": ("easy", "neutral", "difficult"),
+CATEGORIES: dict[SurveyType, dict[Sentiment, Category]] = {
+    "nps": {"promoter": "promoter", "passive": "passive", "detractor": "detractor"},
+    "csat": {"satisfied": "satisfied", "neutral": "neutral", "dissatisfied": "dissatisfied"},
+    "ces": {"satisfied": "easy", "neutral": "neutral", "dissatisfied": "difficult"},
 }
-_CES: dict[str, Category] = {"satisfied": "easy", "neutral": "neutral", "dissatisfied": "difficult"}
 
 
 def category_of(survey_type: str, sentiment: str) -> str:
     """The category users read for an answer of ``survey_type`` classified ``sentiment``."""
-    return _CES.get(sentiment, sentiment) if survey_type == "ces" else sentiment
+    names: dict[str, Category] = CATEGORIES.get(survey_type, {})  # type: ignore[call-overload]
+    return names.get(sentiment, sentiment)
 
 
 def sentiments_of(category: Category) -> list[tuple[SurveyType, Sentiment]]:
     """Which (survey type, sentiment) pairs a category names: ``easy`` is a CES answer classified satisfied,
     ``satisfied`` a CSAT one, ``neutral`` either."""
-    pairs: list[tuple[SurveyType, Sentiment]] = []
-    for survey_type, names in CATEGORIES.items():
-        for name, sentiment in zip(names, _SENTIMENTS[survey_type], strict=True):
-            if name == category:
-                pairs.append((survey_type, sentiment))
-    return pairs
-
-
-_SENTIMENTS: dict[SurveyType, tuple[Sentiment, ...]] = {
-    "nps": ("promoter", "passive", "detractor"),
-    "csat": ("satisfied", "neutral", "dissatisfied"),
-    "ces": ("satisfied", "neutral", "dissatisfied"),
-}
+    return [(kind, sentiment) for kind, names in CATEGORIES.items() for sentiment, name in names.items()
+            if name == category]
 
 
 def reject_nul(value: Any, where: str = "value") -> None:

@@ -32,12 +32,11 @@ def fingerprint(timestamp_ms: int, key: bytes | None) -> str:
     return f"{timestamp_ms}:{zlib.crc32(key or b''):08x}"
 
 
-def offset_to_check(stored: StoredOffset, *, beginning: int, end: int) -> int | None:
+def offset_to_check(stored: StoredOffset, *, beginning: int) -> int | None:
     """The offset whose record must be read back to recognise the log ``stored`` belongs to (None: there is
-    nothing to compare: no fingerprint, or retention removed the record). It is read even at or past the
-    reported ``end``: tansu reports a partition's end as its last record batch's base offset + 1, so a
-    record past that end may well be in the log."""
-    del end  # not a bound: see above
+    nothing to compare: no fingerprint, or retention removed the record). The partition's reported end is no
+    bound: tansu reports it as its last record batch's base offset + 1, so a record past it may well be in
+    the log."""
     if stored.check_offset is None or stored.fingerprint is None:
         return None
     return stored.check_offset if beginning <= stored.check_offset else None
@@ -67,7 +66,7 @@ def choose_start(stored: StoredOffset | None, committed: int | None, *, beginnin
     else:
         return Start(None, "none")
     from_database = origin == "database"
-    checked = stored is not None and offset_to_check(stored, beginning=beginning, end=end) is not None
+    checked = stored is not None and offset_to_check(stored, beginning=beginning) is not None
     holds_it = checked and stored is not None and found is not None and found == stored.fingerprint
     if target > end and not holds_it:
         return Start(beginning, origin, reset_store=from_database, warning=(

@@ -18,6 +18,7 @@ from ingest.domain.submission import Identifier
 from pulse_shared.events import utcnow
 
 router = APIRouter(tags=["widget"])
+SIGNED_UP = "The respondent's sign-up day (minimum-age rule)"
 WIDGET_JS = resources.files("ingest").joinpath("static/widget.js").read_bytes()
 
 
@@ -47,14 +48,19 @@ class Eligibility(BaseModel):
 
 
 class Respondent(BaseModel):
-    """Who the widget is for."""
+    """Who the widget is for (who asked to be asked later, for ``snooze``)."""
 
     account_id: Identifier
     respondent_id: Identifier
-    signed_up_at: date | None = Field(None, description="The respondent's sign-up day (minimum-age rule)")
 
 
-async def _decide(who: Submitter, request: Request, respondent: Respondent) -> tuple[Eligibility, datetime]:
+class Showing(Respondent):
+    """Who the widget would show the survey to."""
+
+    signed_up_at: date | None = Field(None, description=SIGNED_UP)
+
+
+async def _decide(who: Submitter, request: Request, respondent: Showing) -> tuple[Eligibility, datetime]:
     contacts: ContactStore = request.app.state.contacts
     survey = who.survey
     now = utcnow()
@@ -77,19 +83,19 @@ async def eligibility(
     request: Request,
     account_id: Annotated[Identifier, Query()],
     respondent_id: Annotated[Identifier, Query()],
-    signed_up_at: Annotated[date | None, Query(description="The respondent's sign-up day (minimum-age rule)")] = None,
+    signed_up_at: Annotated[date | None, Query(description=SIGNED_UP)] = None,
 ) -> Eligibility:
     """Decide with the survey's display rules (recontact period, 'ask me later', minimum days since sign-up,
     sampling). Only a question: nothing is recorded, so a probe or a crawler starts no recontact period. The
     widget records the display with ``POST /v1/widget/displays`` as it shows."""
-    answer, _now = await _decide(who, request, Respondent(account_id=account_id, respondent_id=respondent_id,
+    answer, _now = await _decide(who, request, Showing(account_id=account_id, respondent_id=respondent_id,
                                                           signed_up_at=signed_up_at))
     return answer
 
 
 @router.post("/v1/widget/displays", response_model=Eligibility, responses=REFUSALS,
              summary="Record that the widget is showing the survey")
-async def display(body: Respondent, who: SubmitterDep, request: Request) -> Eligibility:
+async def display(body: Showing, who: SubmitterDep, request: Request) -> Eligibility:
     """The widget is about to show the survey: decide again and record the display, so the recontact period
     starts now. Only one of several tabs or replicas asking at once gets ``show: true``; the others are told
     ``just asked elsewhere`` and show nothing."""
@@ -104,15 +110,8 @@ async def display(body: Respondent, who: SubmitterDep, request: Request) -> Elig
     return answer
 
 
-class SnoozeIn(BaseModel):
-    """Who asked to be asked later."""
-
-    account_id: Identifier
-    respondent_id: Identifier
-
-
 @router.post("/v1/widget/snooze", status_code=204, responses=REFUSALS, summary="Ask me later")
-async def snooze(body: SnoozeIn, who: SubmitterDep, request: Request, response: Response) -> Response:
+async def snooze(body: Respondent, who: SubmitterDep, request: Request, response: Response) -> Response:
     """'Ask me later': not again for the survey's ask-later period."""
     contacts: ContactStore = request.app.state.contacts
     until = utcnow() + timedelta(days=who.survey.ask_later_days)

@@ -160,27 +160,28 @@ ACCOUNT_HINTS = {
 
 def _account_missing(answer: dict[str, Any], root: dict[str, Any], path: str, where: str, kind: str) -> str:
     """Why the account id is not in the payload: where it was looked for, the first step of the path that is
-    missing or null, and how to configure it."""
+    absent or null, and how to send it."""
     from_root = path.startswith("$.")
     parts = path.removeprefix("$.").split(".")
     prefix = [] if from_root or not where else [where]
     gap = ""
-    for depth in range(1, len(parts)):  # the steps before the last: is one of them absent or null?
-        parent = dig(root if from_root else answer, ".".join(parts[:depth - 1])) if depth > 1 else \
-            (root if from_root else answer)
-        step = parts[depth - 1]
-        if not isinstance(parent, dict):
+    node: Any = root if from_root else answer
+    for depth, step in enumerate(parts[:-1], start=1):  # the steps before the last
+        if not isinstance(node, dict):
             break
-        if step not in parent or parent[step] is None:
-            gap = f"; {'.'.join(prefix + parts[:depth])} is {'null' if step in parent else 'absent'}"
+        if node.get(step) is None:
+            gap = f"; {'.'.join(prefix + parts[:depth])} is {'null' if step in node else 'absent'}"
             break
+        node = node[step]
     return (f"no account id in the payload: looked for {'.'.join(prefix + parts)} (the source's "
             f"mapping.account_id_field){gap}. To fix: {ACCOUNT_HINTS.get(kind, 'send the account id in it')}, "
             "or point account_id_field at where the payload has it (PUT /v1/admin/webhook-sources/{source})")
 
 
-def _common(answer: dict[str, Any], root: dict[str, Any], mapping: WebhookMapping, where: str = "",
-            kind: str = "") -> dict[str, Any]:
+def _common(answer: dict[str, Any], root: dict[str, Any], mapping: WebhookMapping, where: str,
+            kind: str) -> dict[str, Any]:
+    """The account id and segment properties; ``where`` names ``answer`` in the payload, ``kind`` the tool
+    (both for the message when the account id is missing)."""
     props: dict[str, PropertyValue] = {}
     for prop, path in mapping.properties_fields.items():
         value = dig(answer, path, root)
@@ -230,18 +231,18 @@ def _delighted(payload: dict[str, Any], mapping: WebhookMapping) -> Mapped | Ign
 TYPEFORM_SCORE_TYPES = ("nps", "opinion_scale", "rating")
 
 
-def _typeform_answer(answers: list[dict[str, Any]], wanted: str | None, types: tuple[str, ...],
-                     what: str) -> dict[str, Any] | None:
-    """The answer to the question whose ``field.ref`` or ``field.id`` is ``wanted``; without one configured, the
-    only answer whose question type is one of ``types`` (None when there is none; 422 when there are several)."""
-    if wanted:
-        return next((a for a in answers if wanted in (dig(a, "field.ref"), dig(a, "field.id"))), None)
-    typed = [a for a in answers if dig(a, "field.type") in types]
-    if len(typed) > 1:
-        refs = ", ".join(repr(dig(a, "field.ref") or dig(a, "field.id")) for a in typed)
-        raise PayloadError(422, f"the form has several {what} questions ({refs}): set the source's "
-                                f"mapping.{'score' if what == 'score' else 'comment'}_field to the ref or id of one")
-    return typed[0] if typed else None
+def _answer_to(answers: list[dict[str, Any]], question: str) -> dict[str, Any] | None:
+    """The answer to the question whose ``field.ref`` or ``field.id`` is ``question``."""
+    return next((a for a in answers if question in (dig(a, "field.ref"), dig(a, "field.id"))), None)
+
+
+def _answers_of_type(answers: list[dict[str, Any]], types: tuple[str, ...]) -> list[dict[str, Any]]:
+    return [a for a in answers if dig(a, "field.type") in types]
+
+
+def _question(answer: dict[str, Any]) -> Any:
+    """How a message names an answer's question: its ref, else its id."""
+    return dig(answer, "field.ref") or dig(answer, "field.id")
 
 
 def _typeform(payload: dict[str, Any], mapping: WebhookMapping) -> Mapped | Ignored:
@@ -250,21 +251,28 @@ def _typeform(payload: dict[str, Any], mapping: WebhookMapping) -> Mapped | Igno
     fr = _obj(payload.get("form_response"), "form_response")
     raw_answers = fr.get("answers")
     answers = [a for a in raw_answers if isinstance(a, dict)] if isinstance(raw_answers, list) else []
-    scored = _typeform_answer(answers, mapping.score_field, TYPEFORM_SCORE_TYPES, "score")
-    if scored is None:
-        if mapping.score_field:
+    if mapping.score_field:
+        scored = _answer_to(answers, mapping.score_field)
+        if scored is None:
             raise PayloadError(422, f"no answer to the question with ref or id {mapping.score_field!r}")
-        raise PayloadError(422, "no answer of type nps or opinion_scale: set the source's mapping.score_field to "
-                                "the ref or id of the score question")
+    else:  # the only score question of the form
+        typed = _answers_of_type(answers, TYPEFORM_SCORE_TYPES)
+        if len(typed) != 1:
+            found = f"several score questions ({', '.join(repr(_question(a)) for a in typed)})" if typed else \
+                "no answer of type nps or opinion_scale"
+            raise PayloadError(422, f"{found}: set the source's mapping.score_field to the ref or id of the score "
+                                    "question")
+        scored = typed[0]
     choice = scored.get("choice")
     score_value = scored.get("number", choice.get("label") if isinstance(choice, dict) else None)
-    comment = _typeform_answer(answers, mapping.comment_field, ("long_text",), "comment") \
-        if mapping.comment_field or len(answers) > 1 else None
+    # The comment: the configured question's answer, else the form's only long-text answer (none when several).
+    long_texts = _answers_of_type(answers, ("long_text",))
+    comment = _answer_to(answers, mapping.comment_field) if mapping.comment_field else \
+        long_texts[0] if len(long_texts) == 1 else None
     submitted = _time(fr.get("submitted_at"), "form_response.submitted_at")
-    shown = mapping.score_field or dig(scored, "field.ref") or dig(scored, "field.id")
     return Mapped(
         response_id=str(_text(fr.get("token"), "form_response.token", required=True)),
-        score=_score(score_value, f"answer {shown!r}"),
+        score=_score(score_value, f"answer {mapping.score_field or _question(scored)!r}"),
         comment=_text(comment.get("text") if comment is not None else None, "comment"),
         respondent_id=_text(_optional(fr, payload, mapping.respondent_id_field, None), "respondent id"),
         respondent_email=_text(_optional(fr, payload, mapping.respondent_email_field, None), "email"),
