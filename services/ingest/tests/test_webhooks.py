@@ -383,6 +383,8 @@ EMAIL_ANSWER = {"type": "email", "email": "a@example.com", "field": {"id": "Wq4"
     ("Xq1", [SCALE_ANSWER, NPS_ANSWER, WHY_ANSWER], (9, "Quick setup")),  # by field.id
     (None, [EMAIL_ANSWER, NPS_ANSWER, WHY_ANSWER], (9, "Quick setup")),  # the only nps / opinion_scale answer
     (None, [SCALE_ANSWER], (4, None)),
+    (None, [NPS_ANSWER, WHY_ANSWER, {**WHY_ANSWER, "field": {"id": "Vq5", "type": "long_text", "ref": "more"}}],
+     (9, None)),  # two long-text answers: which is the comment is unknown; the score still counts
     (None, [SCALE_ANSWER, NPS_ANSWER], "several score questions ('effort', 'how-likely')"),
     (None, [EMAIL_ANSWER, WHY_ANSWER], "no answer of type nps or opinion_scale"),
     ("nope", [NPS_ANSWER], "no answer to the question with ref or id 'nope'"),
