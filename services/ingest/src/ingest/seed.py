@@ -41,6 +41,7 @@ class _SeedKey(BaseModel):
     label: str | None = None
     allowed_origins: tuple[Origin, ...] = ()
     rate_per_minute: int = 600
+    test_mode: bool = False
 
 
 class _SeedSurvey(Survey):

@@ -33,6 +33,7 @@ surveys = Table(
     Column("sample_percent", Integer, nullable=False, server_default="100"),
     Column("ask_later_days", Integer, nullable=False, server_default="7"),
     Column("min_days_since_signup", Integer, nullable=False, server_default="0"),
+    Column("widget", JSONB, nullable=False, server_default="{}"),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
@@ -46,6 +47,7 @@ write_keys = Table(
     Column("allowed_origins", ARRAY(Text), nullable=False, server_default="{}"),
     Column("rate_per_minute", Integer, nullable=False, server_default="600"),
     Column("revoked_at", DateTime(timezone=True)),
+    Column("test_mode", Boolean, nullable=False, server_default="false"),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 

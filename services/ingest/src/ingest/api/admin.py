@@ -77,6 +77,8 @@ class KeyRequest(CatalogModel):
     label: Annotated[str, Field(max_length=200)] | None = None
     allowed_origins: tuple[Origin, ...] = ()
     rate_per_minute: Annotated[int, Field(ge=1, le=1_000_000)] = 600
+    test_mode: bool = Field(False, description="For trying the widget out: Pulse.show({force: true}) ignores the "
+                            "display rules with this key.")
 
 
 @router.post("/admin/surveys/{survey_id}/keys", response_model=WriteKey, status_code=status.HTTP_201_CREATED,
@@ -87,7 +89,8 @@ async def create_key(survey_id: Annotated[str, Path(max_length=100)], body: KeyR
     if survey_id not in catalog.current.surveys:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no survey {survey_id!r}")
     key = WriteKey(key=f"pk_{secrets.token_urlsafe(24)}", survey_id=survey_id, label=body.label,
-                   allowed_origins=body.allowed_origins, rate_per_minute=body.rate_per_minute)
+                   allowed_origins=body.allowed_origins, rate_per_minute=body.rate_per_minute,
+                   test_mode=body.test_mode)
     await catalog.upsert_key(key)
     return key
 

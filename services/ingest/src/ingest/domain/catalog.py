@@ -10,6 +10,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ingest.domain.widget import WidgetSettings, unknown_follow_up_categories
 from pulse_shared.events import DEFAULT_SCALES, NulFree, SurveyType
 
 Slug = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")]
@@ -42,6 +43,8 @@ class Survey(CatalogModel):
     sample_percent: Annotated[int, Field(ge=0, le=100)] = 100
     ask_later_days: Annotated[int, Field(ge=0, le=365)] = 7
     min_days_since_signup: Annotated[int, Field(ge=0, le=3650)] = 0
+    widget: WidgetSettings = Field(default_factory=WidgetSettings,
+                                   description="The in-app widget's colour, theme, placement and texts.")
 
     @model_validator(mode="before")
     @classmethod
@@ -58,6 +61,10 @@ class Survey(CatalogModel):
         assert self.scale_max is not None
         if not 0 <= self.scale_min < self.scale_max <= 100:
             raise ValueError(f"scale {self.scale_min}..{self.scale_max} is not a scale")
+        unknown = unknown_follow_up_categories(self.widget, self.survey_type)
+        if unknown:
+            raise ValueError(f"widget.texts follow_up names categories a {self.survey_type.upper()} survey does not "
+                             f"have ({', '.join(unknown)})")
         return self
 
     @property
@@ -79,6 +86,8 @@ class WriteKey(CatalogModel):
     allowed_origins: tuple[Origin, ...] = ()
     rate_per_minute: Annotated[int, Field(ge=1, le=1_000_000)] = 600
     revoked_at: datetime | None = None
+    test_mode: bool = Field(False, description="Lets the widget's Pulse.show({force: true}) ignore the display "
+                            "rules, for trying a survey out; never give it to production pages.")
 
 
 class WebhookMapping(CatalogModel):

@@ -37,14 +37,14 @@ def in_sample(survey_id: str, account_id: str, respondent_id: str, percent: int)
 
 
 def decide(survey: Survey, contact: Contact, *, account_id: str, respondent_id: str, now: datetime,
-           signed_up_at: datetime | None) -> Decision:
-    """Apply the display rules."""
+           signed_up_at: datetime | None, sampling: bool = True) -> Decision:
+    """Apply the display rules (``sampling=False``: the page asked for the survey, so the draw is not made)."""
     if contact.snoozed_until is not None and contact.snoozed_until > now:
         return Decision(False, "asked to be asked later")
     if contact.last_shown_at is not None and now - contact.last_shown_at < timedelta(days=survey.recontact_days):
         return Decision(False, f"asked within the last {survey.recontact_days} days")
     if signed_up_at is not None and now - signed_up_at < timedelta(days=survey.min_days_since_signup):
         return Decision(False, f"signed up less than {survey.min_days_since_signup} days ago")
-    if not in_sample(survey.survey_id, account_id, respondent_id, survey.sample_percent):
+    if sampling and not in_sample(survey.survey_id, account_id, respondent_id, survey.sample_percent):
         return Decision(False, f"not in the {survey.sample_percent}% sample")
     return Decision(True, "eligible")
