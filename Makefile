@@ -3,7 +3,7 @@ SHELL := /bin/bash
 UV ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: help install browser run test lint check rebuild reconcile bench images up down clean-data
+.PHONY: help install browser run test lint check rebuild reconcile bench images up down clean-data widget-baselines
 
 help:
 	@echo "make run        run the whole platform locally (embedded broker and PostgreSQL by default)"
@@ -75,3 +75,8 @@ up:
 
 down:
 	docker compose down
+
+# After a change to the widget's look: regenerate the screenshots its browser test compares with (then look at
+# services/ingest/tests/widget_baselines/*.png before committing them).
+widget-baselines: install browser
+	PULSE_UPDATE_BASELINES=1 $(UV) run --frozen pytest services/ingest/tests/test_widget_browser.py -k screenshots

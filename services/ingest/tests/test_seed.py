@@ -8,6 +8,7 @@ import pytest
 
 from ingest import seed
 from ingest_fixtures import ADMIN, Ingest
+from pulse_shared.settings import ConfigError
 
 ADMIN_H = {"Authorization": f"Bearer {ADMIN}"}
 
@@ -65,3 +66,15 @@ def test_a_variable_without_a_default_must_be_set(tmp_path: Path) -> None:
         seed.parse(path, {})
     assert seed.parse(path, {"APP_ORIGIN": "https://app.example.com"}).surveys[0].keys[0].allowed_origins == (
         "https://app.example.com",)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("surveys:\n  - survey_id: s\n    name: S\n    question: Why? {not: closed\n", r"seed.yaml:4: not valid YAML"),
+    ("surveys:\n  - survey_id: s\n    name: S\n    survey_type: nps\n    widget:\n      color: blue\n",
+     r"seed.yaml:6: surveys\[0\]\.widget\.color: String should match pattern"),
+])
+def test_a_broken_seed_file_names_its_line_and_field(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "seed.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError, match=message):
+        seed.parse(path, {})

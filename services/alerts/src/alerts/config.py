@@ -35,14 +35,15 @@ routes:
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import time
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from pulse_shared.settings import ConfigError, check_timezone
+from pulse_shared.yaml_files import parse_yaml
 
 Severity = Literal["info", "warning", "critical"]
 SurveyKind = Literal["nps", "csat", "ces"]
@@ -253,30 +254,10 @@ def load_config(path: Path | None) -> AlertsConfig:
 
 def parse_config(text: str, *, source: str = "alerts config") -> AlertsConfig:
     """Parse and validate YAML text; errors name ``source``, the line and the field."""
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}" if mark is not None else source
-        raise ConfigError(f"{where}: not valid YAML: {getattr(exc, 'problem', None) or exc}") from exc
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{source}:1: the file must be a mapping with 'rules' and 'routes'")
-    try:
-        return AlertsConfig.model_validate(data)
-    except ValidationError as exc:
-        lines = []
-        for error in exc.errors()[:10]:
-            loc = _user_loc(error["loc"])
-            line = _line_of(node, loc)
-            field = _dotted(loc) or "(top level)"
-            lines.append(f"{source}:{line}: {field}: {error['msg']}")
-        raise ConfigError("invalid alerts configuration:\n  " + "\n  ".join(lines)) from exc
+    return parse_yaml(text, AlertsConfig, source=source, what="alerts configuration", user_loc=_user_loc)
 
 
-def _user_loc(loc: tuple[int | str, ...]) -> list[int | str]:
+def _user_loc(loc: Sequence[int | str]) -> list[int | str]:
     """The location without pydantic's union tags (``rules.0.keywords.keywords`` → ``rules.0.keywords``)."""
     tags = {"detractor", "keywords", "significant_drop"}
     out: list[int | str] = []
@@ -285,28 +266,3 @@ def _user_loc(loc: tuple[int | str, ...]) -> list[int | str]:
             continue
         out.append("continue" if part == "continue_" else part)
     return out
-
-
-def _dotted(loc: list[int | str]) -> str:
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
-
-
-def _line_of(node: Any, loc: list[int | str]) -> int:
-    """The 1-based line of the deepest YAML node on ``loc`` that exists."""
-    line = (node.start_mark.line + 1) if node is not None else 1
-    for part in loc:
-        child = None
-        if isinstance(node, yaml.MappingNode) and isinstance(part, str):
-            child = next((v for k, v in node.value if getattr(k, "value", None) == part), None)
-            if child is None:
-                break
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-            child = node.value[part]
-        else:
-            break
-        node = child
-        line = node.start_mark.line + 1
-    return line

@@ -33,13 +33,14 @@ def build_app(settings: IngestSettings) -> tuple[FastAPI, Runtime]:
     producer = EventProducer(settings, client_id="ingest")
     engine = service_engine(settings)
     catalog = CatalogStore(engine)
+    seeds = seed.parse(Path(settings.seed_file)) if settings.seed_file else None  # a bad file stops the start here
 
     @asynccontextmanager
     async def resources(_stop: asyncio.Event) -> AsyncIterator[Sequence[Worker]]:
         await producer.start()
         try:
-            if settings.seed_file:
-                drift = await seed.apply(catalog, seed.parse(Path(settings.seed_file)), mode=settings.seed_mode)
+            if seeds is not None:
+                drift = await seed.apply(catalog, seeds, mode=settings.seed_mode)
                 if drift:
                     log.warning("the seed file differs from the catalog; kept the catalog's (INGEST_SEED_MODE="
                                 "replace makes the file win)" if settings.seed_mode == "create" else

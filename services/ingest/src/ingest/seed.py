@@ -26,11 +26,12 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from ingest.catalog import CatalogStore
 from ingest.domain.catalog import Origin, Survey, WebhookSource, WriteKey
+from pulse_shared.settings import ConfigError
+from pulse_shared.yaml_files import parse_yaml
 
 _VAR = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)(?::-([^}]*))?\}")
 
@@ -65,7 +66,7 @@ def _expand(value: Any, environ: dict[str, str]) -> Any:
                 return environ[name]
             if default is not None:
                 return default
-            raise ValueError(f"seed file refers to ${{{name}}}, which is not set")
+            raise ConfigError(f"seed file refers to ${{{name}}}, which is not set")
         return _VAR.sub(sub, value)
     if isinstance(value, list):
         return [_expand(v, environ) for v in value]
@@ -75,9 +76,13 @@ def _expand(value: Any, environ: dict[str, str]) -> Any:
 
 
 def parse(path: Path, environ: dict[str, str] | None = None) -> SeedFile:
-    """Read and validate a seed file (raises ValueError naming the problem)."""
-    data = yaml.safe_load(path.read_text()) or {}
-    return SeedFile.model_validate(_expand(data, dict(os.environ if environ is None else environ)))
+    """Read and validate a seed file (:class:`ConfigError` naming the file, line and field)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"INGEST_SEED_FILE {path}: cannot be read ({exc.strerror or exc})") from exc
+    env = dict(os.environ if environ is None else environ)
+    return parse_yaml(text, SeedFile, source=str(path), what="seed file", prepare=lambda data: _expand(data, env))
 
 
 async def apply(store: CatalogStore, seed: SeedFile, *, mode: Literal["create", "replace"] = "create") -> list[str]:

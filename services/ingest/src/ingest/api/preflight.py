@@ -15,7 +15,8 @@ from ingest.protection import origin_allowed
 
 router = APIRouter(prefix="/v1", include_in_schema=False)
 
-BROWSER_PATHS = ("/responses", "/responses/batch", "/widget/eligibility", "/widget/displays", "/widget/snooze")
+BROWSER_PATHS = ("/responses", "/responses/batch", "/widget/eligibility", "/widget/displays", "/widget/snooze",
+                 "/widget/dismissals")
 PREFLIGHT_MAX_AGE = "600"
 
 

@@ -167,6 +167,7 @@
       body.textContent = "";
       nodes.forEach(function (n) { body.appendChild(n); });
       if (had && focus) focus.focus();
+      return had;
     }
 
     /* Step 1: the score, sent as soon as it is chosen. */
@@ -207,7 +208,7 @@
     send.addEventListener("click", function () { if (checked != null) choose(survey.scale_min + checked); });
     acts.appendChild(later); acts.appendChild(send);
     step([q, scale, ends, acts]);
-    live.textContent = t.dialog_label + ": " + t.question;
+    setTimeout(function () { live.textContent = t.dialog_label + ": " + t.question; }, 100);  // once in the page
 
     function choose(score) {
       if (answer) return;
@@ -253,8 +254,7 @@
       } else {
         ui.timer = setTimeout(function () { if (S.ui === ui) close(); }, 4000);
       }
-      step(nodes, done);
-      live.textContent = t.thanks;
+      if (!step(nodes, done)) live.textContent = t.thanks;  // else read as it takes the focus
     }
     emit("pulse:shown", { survey_id: survey.survey_id, survey_type: survey.survey_type });
   }
