@@ -2,8 +2,9 @@
 
 Starts (unless given by KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL) a tansu broker and an embedded PostgreSQL
 whose data lives in .pulse/postgres, creates the topics, applies every migration, starts the four services
-as separate processes, waits until each is ready and prints where everything is. Ctrl-C stops it all:
-services first (they drain), then the broker and the database.
+as separate processes, waits until each is ready, serves a demo page with the widget on PULSE_DEMO_PORT (3000)
+and prints where everything is. Ctrl-C stops it all: services first (they drain), then the broker and the
+database.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import sys
 import threading
 import time
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import IO
 
@@ -42,6 +44,7 @@ DEV_ALERTS_ADMIN_TOKEN = "dev-alerts-admin-token"
 DEV_CRM_ADMIN_TOKEN = "dev-crm-admin-token"
 #: The scoring API token of `make run` (set SCORING_API_TOKENS to choose others).
 DEV_SCORING_TOKEN = "dev-scoring-token"
+DEMO = ROOT / "deploy" / "dev" / "demo.html"
 COLORS = {"ingest": "36", "scoring": "35", "alerts": "33", "crm_sync": "32", "dev": "1"}
 
 
@@ -71,6 +74,7 @@ def main() -> int:
     postgres: EmbeddedPostgres | None = None
     processes: dict[str, subprocess.Popen[bytes]] = {}
     stopping = threading.Event()
+    demo: ThreadingHTTPServer | None = None
 
     def request_stop(_signum: int, _frame: object) -> None:
         stopping.set()
@@ -120,7 +124,8 @@ def main() -> int:
             f"KAFKA_ENABLE_IDEMPOTENCE={env.get('KAFKA_ENABLE_IDEMPOTENCE', 'true')}\n"
             f"KAFKA_TOPIC_PREFIX={env.get('KAFKA_TOPIC_PREFIX', '')}\n"
         )
-        print_summary(env)
+        demo = start_demo(env)
+        print_summary(env, demo)
         while not stopping.is_set():
             for module, proc in processes.items():
                 if proc.poll() is not None:
@@ -131,6 +136,8 @@ def main() -> int:
     finally:
         say("dev", "stopping...")
         (STATE / "dev.env").unlink(missing_ok=True)
+        if demo is not None:
+            demo.shutdown()
         for proc in processes.values():
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
@@ -166,7 +173,32 @@ def wait_ready(env: dict[str, str], processes: dict[str, subprocess.Popen[bytes]
     return not pending
 
 
-def print_summary(env: dict[str, str]) -> None:
+def start_demo(env: dict[str, str]) -> ThreadingHTTPServer | None:
+    """Serve deploy/dev/demo.html (the widget on an app-like page) on PULSE_DEMO_PORT, or say why not."""
+    port = int(env.get("PULSE_DEMO_PORT", "3000"))
+    ingest = f"http://localhost:{env.get('INGEST_PORT', '8000')}"
+    page = DEMO.read_text(encoding="utf-8").replace("INGEST_ORIGIN", ingest).encode()
+
+    class Page(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200 if self.path.split("?")[0] == "/" else 404)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.end_headers()
+            self.wfile.write(page if self.path.split("?")[0] == "/" else b"not found")
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    try:
+        server = ThreadingHTTPServer(("127.0.0.1", port), Page)
+    except OSError as exc:
+        say("dev", f"no demo page: port {port} is taken ({exc.strerror}); set PULSE_DEMO_PORT to another")
+        return None
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def print_summary(env: dict[str, str], demo: ThreadingHTTPServer | None) -> None:
     port = {m: env.get(var, str(default)) for m, var, default in SERVICES}
     slack = "Slack API" if env.get("SLACK_BOT_TOKEN") else "the log (no SLACK_BOT_TOKEN)"
     crm = "HubSpot" if env.get("HUBSPOT_ACCESS_TOKEN") else "the log (no HUBSPOT_ACCESS_TOKEN)"
@@ -180,6 +212,9 @@ def print_summary(env: dict[str, str]) -> None:
         f"  broker    {env['KAFKA_BOOTSTRAP_SERVERS']}",
         f"  database  {env['DATABASE_URL']}",
         "  logs      .pulse/logs/",
+        "",
+        *([f"  widget    http://localhost:{demo.server_address[1]}/   (a demo page with the survey widget)"]
+          if demo else []),
         "",
         "Try it:",
         f"  curl -s -X POST http://127.0.0.1:{port['ingest']}/v1/responses -H 'content-type: application/json' \\",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import importlib.util
 import io
 import json
 import os
@@ -47,6 +48,7 @@ CSAT_KEY = "pk_test_widget_csat_0000000001"
 SAMPLED_KEY = "pk_test_widget_sampled_0000001"
 TEST_MODE_KEY = "pk_test_widget_testmode_000001"
 BASELINES = Path(__file__).parent / "widget_baselines"
+ROOT = Path(__file__).resolve().parents[3]
 UPDATE_BASELINES = os.environ.get("PULSE_UPDATE_BASELINES") == "1"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--disable-quic", "--font-render-hinting=none"]
@@ -70,6 +72,7 @@ surveys:
     keys:
       - {{key: {nps}, allowed_origins: ["{origin}"]}}
       - {{key: {test_mode}, allowed_origins: ["{origin}"], test_mode: true}}
+      - {{key: pk_dev_product_nps_testmode_01, allowed_origins: ["http://localhost:{demo_port}"], test_mode: true}}
   - survey_id: support-csat
     name: Support CSAT
     survey_type: csat
@@ -134,6 +137,8 @@ class Site:
     bootstrap: str
     topics: Topics
     browser: Browser
+    ingest_port: int
+    demo_port: int
 
     def url(self, **query: str) -> str:
         return str(httpx.URL(self.origin, params=query))
@@ -159,8 +164,9 @@ async def site(kafka_bootstrap: str, pg_server_url: str, tmp_path_factory: pytes
     ingest_port = free_port()
     pages = ThreadedServer(Starlette(routes=[Route("/", lambda r: page_html(r, ingest_port))]))
     seed = tmp / "seed.yaml"
+    demo_port = free_port()
     seed.write_text(SEED.format(nps=NPS_KEY, csat=CSAT_KEY, sampled=SAMPLED_KEY, test_mode=TEST_MODE_KEY,
-                                origin=pages.url), encoding="utf-8")
+                                origin=pages.url, demo_port=demo_port), encoding="utf-8")
     env = {"KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "KAFKA_ENABLE_IDEMPOTENCE": "false",
            "KAFKA_TOPIC_PREFIX": topics.prefix, "DATABASE_URL": database_url, "INGEST_SEED_FILE": str(seed),
            "INGEST_PORT": str(ingest_port)}
@@ -170,7 +176,7 @@ async def site(kafka_bootstrap: str, pg_server_url: str, tmp_path_factory: pytes
     try:
         async with async_playwright() as p:
             browser = await p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_FLAGS)
-            yield Site(pages.url, ingest.url, kafka_bootstrap, topics, browser)
+            yield Site(pages.url, ingest.url, kafka_bootstrap, topics, browser, ingest_port, demo_port)
             await browser.close()
     finally:
         pages.stop()
@@ -390,7 +396,8 @@ async def test_screenshots_match_the_baselines(site: Site, screen: str) -> None:
     page = await context.new_page()
     await shown(page, site.url(key=NPS_KEY, who=respondent()))
     await page.locator("#search").evaluate("s => s.blur()")
-    picture = await page.screenshot(animations="disabled", caret="hide")
+    # The card itself (where it sits is checked by the layout tests): a change inside it is a large share.
+    picture = await page.get_by_role("dialog").screenshot(animations="disabled", caret="hide")
     await context.close()
     baseline = BASELINES / f"{screen}.png"
     if UPDATE_BASELINES:
@@ -471,3 +478,26 @@ async def test_answers_given_offline_are_delivered_when_the_network_returns(site
     answers = await site.answers(who)
     assert [(a["score"], a["comment"]) for a in answers] == [(6, "Offline and slow")]
     await context.close()
+
+
+async def test_make_runs_demo_page_shows_the_survey_and_shows_it_again(site: Site) -> None:
+    spec = importlib.util.spec_from_file_location("pulse_dev_script", ROOT / "scripts" / "dev.py")
+    assert spec is not None
+    assert spec.loader is not None
+    dev = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(dev)
+    demo = dev.start_demo({"PULSE_DEMO_PORT": str(site.demo_port), "INGEST_PORT": str(site.ingest_port)})
+    assert demo is not None
+    try:
+        context = await site.context()
+        page = await context.new_page()
+        await page.goto(f"http://localhost:{site.demo_port}/?locale=fr&theme=dark")
+        await page.get_by_role("dialog", name="Sondage de satisfaction").wait_for(timeout=15_000)
+        await page.get_by_role("button", name="Fermer le sondage").click()
+        await page.get_by_role("dialog").wait_for(state="detached")
+        await page.get_by_role("button", name="Show the survey again").click()
+        await page.get_by_role("dialog").wait_for()
+        assert "pulse:dismissed" in await page.locator("#log").inner_text()
+        await context.close()
+    finally:
+        demo.shutdown()
