@@ -29,7 +29,7 @@ from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse
+from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from ingest.tables import SCHEMA
@@ -54,6 +54,7 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run
                   "--disable-component-update", "--disable-sync", "--disable-quic", "--font-render-hinting=none"]
 EVENTS_JS = ("['pulse:shown','pulse:answered','pulse:dismissed'].forEach(function(n){document.addEventListener(n,"
              "function(e){(window.pulseEvents=window.pulseEvents||[]).push([n,e.detail]);});});")
+PAGE_CSS = 'body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px}'
 HOSTILE_CSS = ("*{box-sizing:content-box}button{background:#ff0000 !important;font-size:30px !important}"
                "h2,p,label{color:#ff00ff !important}.card{display:none !important}body{font-family:Georgia,serif}")
 
@@ -107,7 +108,8 @@ surveys:
 
 def page_html(request: Request, ingest_port: int) -> HTMLResponse:
     """A host page. Query: key, who (respondent), lang, dir, hostile (a stylesheet that tries to break the
-    widget), api (no data attributes: the page drives Pulse itself), and data-pulse-* overrides."""
+    widget), csp (a Content-Security-Policy without inline styles), api (no data attributes: the page drives
+    Pulse itself), and data-pulse-* overrides."""
     q = request.query_params
     lang, direction = q.get("lang", "en"), q.get("dir", "ltr")
     style = f"<style>{HOSTILE_CSS}</style>" if q.get("hostile") else ""
@@ -121,11 +123,14 @@ def page_html(request: Request, ingest_port: int) -> HTMLResponse:
                   f'data-respondent-id="{html.escape(q["who"])}"{overrides} async></script>')
     body = f"""<!doctype html><html lang="{lang}" dir="{direction}"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1"><title>Acme</title>
-<style>body{{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px}}</style>{style}
+<link rel="stylesheet" href="/page.css">{style}
 <script>{EVENTS_JS}</script></head><body><main><h1>Acme dashboard</h1><p>Your projects at a glance.</p>
 <label>Search <input id="search" autofocus></label> <button id="page-button">New project</button>
 <div class="scale" id="probe">probe</div></main>{script}</body></html>"""
-    return HTMLResponse(body)
+    ingest = f"http://127.0.0.1:{ingest_port}"
+    csp = {"Content-Security-Policy": f"default-src 'self'; script-src 'self' 'unsafe-inline' {ingest}; "
+                                      f"connect-src {ingest}; style-src 'self'"} if q.get("csp") else {}
+    return HTMLResponse(body, headers=csp)
 
 
 @dataclass
@@ -162,7 +167,8 @@ async def site(kafka_bootstrap: str, pg_server_url: str, tmp_path_factory: pytes
     topics = Topics(prefix=f"w{uuid.uuid4().hex[:10]}.")
     await create_topics(kafka_bootstrap, topics.all(), partitions=2)
     ingest_port = free_port()
-    pages = ThreadedServer(Starlette(routes=[Route("/", lambda r: page_html(r, ingest_port))]))
+    pages = ThreadedServer(Starlette(routes=[Route("/", lambda r: page_html(r, ingest_port)),
+                                             Route("/page.css", lambda _r: Response(PAGE_CSS, media_type="text/css"))]))
     seed = tmp / "seed.yaml"
     demo_port = free_port()
     seed.write_text(SEED.format(nps=NPS_KEY, csat=CSAT_KEY, sampled=SAMPLED_KEY, test_mode=TEST_MODE_KEY,
@@ -366,6 +372,20 @@ async def test_the_host_pages_css_does_not_reach_in_and_the_widgets_does_not_lea
     await context.close()
 
 
+async def test_a_page_whose_policy_forbids_inline_styles_still_gets_a_styled_widget(site: Site) -> None:
+    context = await site.context()
+    page = await context.new_page()
+    refused: list[str] = []
+    page.on("console", lambda message: refused.append(message.text) if "Content Security Policy" in message.text
+            else None)
+    await shown(page, site.url(key=NPS_KEY, who=respondent(), csp="1"))
+    card = page.get_by_role("dialog")
+    assert await card.evaluate("c => getComputedStyle(c).position") == "fixed"
+    assert await card.evaluate("c => getComputedStyle(c).borderRadius") == "14px"
+    assert refused == []
+    await context.close()
+
+
 async def test_on_a_phone_a_bottom_sheet_with_the_whole_scale_on_one_row(site: Site) -> None:
     context = await site.context(viewport={"width": 320, "height": 640}, has_touch=True, is_mobile=True)
     page = await context.new_page()
@@ -398,6 +418,7 @@ async def test_screenshots_match_the_baselines(site: Site, screen: str) -> None:
     await page.locator("#search").evaluate("s => s.blur()")
     # The card itself (where it sits is checked by the layout tests): a change inside it is a large share.
     picture = await page.get_by_role("dialog").screenshot(animations="disabled", caret="hide")
+    await no_axe_violations(page, f"the score step, {screen}")  # contrast in dark mode too
     await context.close()
     baseline = BASELINES / f"{screen}.png"
     if UPDATE_BASELINES:

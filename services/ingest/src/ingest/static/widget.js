@@ -134,7 +134,7 @@
     var host = h("pulse-survey", { "data-theme": w.theme });
     var root = host.attachShadow({ mode: "open" });
     var ui = S.ui = { host: host, root: root, back: null, timer: null };
-    var style = h("style", {}, CSS + ":host{--c:" + w.color + ";--on:" + w.on_color + "}");
+    var css = CSS + ":host{--c:" + w.color + ";--on:" + w.on_color + "}";
     var live = h("div", { "class": "sr", role: "status", "aria-live": "polite" });
     var card = h("div", { "class": "card" + (w.placement === "bottom-left" ? " left" : w.placement === "center" ?
       " center" : ""), role: "dialog", "aria-modal": "false", "aria-label": t.dialog_label, dir: w.dir,
@@ -142,7 +142,10 @@
     var x = h("button", { "class": "x", type: "button", "aria-label": t.close }, "\u00d7");
     var body = h("div");
     card.appendChild(x); card.appendChild(body);
-    root.appendChild(style); root.appendChild(live); root.appendChild(card);
+    if (root.adoptedStyleSheets && window.CSSStyleSheet) {  // not inline CSS: pages with a strict CSP allow it
+      var sheet = new CSSStyleSheet(); sheet.replaceSync(css); root.adoptedStyleSheets = [sheet];
+    } else root.appendChild(h("style", {}, css));
+    root.appendChild(live); root.appendChild(card);
     document.body.appendChild(host);
     var answer = null;
 
