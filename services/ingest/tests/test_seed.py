@@ -50,11 +50,13 @@ async def test_the_seed_creates_what_is_missing_reports_drift_and_replaces_only_
     assert await seed.apply(catalog, seed.parse(path)) == []
 
 
-def test_the_dev_keys_origins_follow_ingest_port() -> None:
+def test_the_dev_keys_origins_follow_ingest_port_and_the_demo_port() -> None:
     dev_seed = Path(__file__).resolve().parents[3] / "deploy" / "dev" / "seed.yaml"
-    moved = seed.parse(dev_seed, {"INGEST_PORT": "9123"})
-    [key] = moved.surveys[0].keys
+    moved = seed.parse(dev_seed, {"INGEST_PORT": "9123", "PULSE_DEMO_PORT": "3456"})
+    key, demo = moved.surveys[0].keys
     assert key.allowed_origins == ("http://localhost:9123", "http://127.0.0.1:9123", "http://localhost:3000")
+    assert demo.allowed_origins == ("http://localhost:3456", "http://127.0.0.1:3456")
+    assert (key.test_mode, demo.test_mode) == (False, True)
     default = seed.parse(dev_seed, {})
     assert default.surveys[0].keys[0].allowed_origins[0] == "http://localhost:8000"
 
