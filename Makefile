@@ -3,7 +3,7 @@ SHELL := /bin/bash
 UV ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: help install browser run test lint check rebuild reconcile bench images up down clean-data widget-baselines
+.PHONY: help install test-tools run test lint check rebuild reconcile bench images up down clean-data widget-baselines
 
 help:
 	@echo "make run        run the whole platform locally (embedded broker and PostgreSQL by default)"
@@ -22,16 +22,20 @@ install:
 run: install
 	$(UV) run --frozen python scripts/dev.py
 
-# The widget's test drives Debian's Chromium (never a downloaded browser build); the documentation's examples
-# are run in zsh as well as bash.
-browser:
+# What the tests run beside Python: Debian's Chromium for the widget (never a downloaded browser build), zsh for
+# the documentation's examples, Java and Maven for Apache Kafka (the suite's broker; TEST_BROKER=tansu needs
+# neither). Installed when run as root on Debian; otherwise the missing ones are named.
+test-tools:
 	@missing=""; command -v chromium >/dev/null 2>&1 || missing="chromium"; \
 	command -v zsh >/dev/null 2>&1 || missing="$$missing zsh"; \
+	if [ "$${TEST_BROKER:-kafka}" != tansu ]; then \
+	  command -v java >/dev/null 2>&1 || missing="$$missing default-jre-headless"; \
+	  command -v mvn >/dev/null 2>&1 || missing="$$missing maven"; fi; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	  else echo "The tests need: $$missing (sudo apt-get install$$missing)" >&2; exit 1; fi; fi
 
-test: install browser
+test: install test-tools
 	$(UV) run --frozen pytest
 
 lint: install
@@ -78,5 +82,5 @@ down:
 
 # After a change to the widget's look: regenerate the screenshots its browser test compares with (then look at
 # services/ingest/tests/widget_baselines/*.png before committing them).
-widget-baselines: install browser
+widget-baselines: install test-tools
 	PULSE_UPDATE_BASELINES=1 $(UV) run --frozen pytest services/ingest/tests/test_widget_browser.py -k screenshots

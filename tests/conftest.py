@@ -17,6 +17,7 @@ from pulse_shared.localinfra import free_port
 from pulse_shared.testing.fake_hubspot import FakeHubSpot
 from pulse_shared.testing.fake_otlp import FakeOtlpCollector
 from pulse_shared.testing.fake_slack import FakeSlack
+from pulse_shared.testing.fixtures import idempotence_env
 from pulse_shared.testing.processes import ServiceProcess
 from pulse_shared.topics import Topics
 
@@ -113,7 +114,7 @@ def platform_factory(
     collector = FakeOtlpCollector().start()
     env = {
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-        "KAFKA_ENABLE_IDEMPOTENCE": "false",
+        "KAFKA_ENABLE_IDEMPOTENCE": idempotence_env(),
         "KAFKA_TOPIC_PREFIX": topics.prefix,
         "DATABASE_URL": database_url,
         "SLACK_BOT_TOKEN": fake_slack.token,

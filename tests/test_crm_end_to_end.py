@@ -23,6 +23,7 @@ from pulse_shared.events import ScoreSummary, ScoreUpdated
 from pulse_shared.producer import EventProducer
 from pulse_shared.settings import ServiceSettings
 from pulse_shared.testing.fake_hubspot import HubSpotCall
+from pulse_shared.testing.fixtures import session_idempotence
 from pulse_shared.testing.processes import ServiceProcess
 from pulse_shared.testing.waiting import eventually
 from tests.conftest import Platform, PlatformFactory
@@ -86,7 +87,7 @@ def score_events(count: int, version: int = 1) -> list[tuple[str, ScoreUpdated]]
 async def publish_scores(platform: Platform, events: list[tuple[str, ScoreUpdated]]) -> None:
     """Score events on the scores topic, as scoring publishes them."""
     producer = EventProducer(ServiceSettings(kafka_bootstrap_servers=platform.env["KAFKA_BOOTSTRAP_SERVERS"],
-                                             kafka_enable_idempotence=False), client_id="test-scoring")
+                                             kafka_enable_idempotence=session_idempotence()), client_id="test-scoring")
     await producer.start()
     try:
         results = await producer.publish_many(platform.topics.scores, events)

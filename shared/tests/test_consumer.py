@@ -20,6 +20,7 @@ from pulse_shared.producer import EventProducer, PublishFailed
 from pulse_shared.record_probe import fingerprints_at
 from pulse_shared.settings import ServiceSettings
 from pulse_shared.start_offset import StoredOffset, fingerprint
+from pulse_shared.testing.fixtures import session_idempotence
 from pulse_shared.testing.topic_reader import read_topic
 from pulse_shared.testing.waiting import eventually
 from pulse_shared.topics import Topics
@@ -65,7 +66,8 @@ class FixedOffsets:
 
 def settings_for(bootstrap: str, topics: Topics) -> ServiceSettings:
     return ServiceSettings(
-        kafka_bootstrap_servers=bootstrap, kafka_enable_idempotence=False, kafka_topic_prefix=topics.prefix
+        kafka_bootstrap_servers=bootstrap, kafka_enable_idempotence=session_idempotence(),
+        kafka_topic_prefix=topics.prefix
     )
 
 

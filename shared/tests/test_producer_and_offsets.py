@@ -20,6 +20,7 @@ from pulse_shared.offsets import DbOffsetStore, lock_offset, offsets_table, stor
 from pulse_shared.producer import EventProducer, PublishFailed
 from pulse_shared.settings import ServiceSettings
 from pulse_shared.start_offset import StoredOffset, fingerprint
+from pulse_shared.testing.fixtures import session_idempotence
 from pulse_shared.testing.tcp_proxy import TcpProxy, broker_behind_proxy
 from pulse_shared.transactional import TransactionalHandler
 
@@ -114,7 +115,7 @@ async def test_publish_many_puts_each_account_on_the_partition_a_single_send_use
 
     topic = f"many-{time.monotonic_ns()}"
     await create_topics(kafka_bootstrap, [topic], partitions=3)
-    settings = ServiceSettings(kafka_bootstrap_servers=kafka_bootstrap, kafka_enable_idempotence=False)
+    settings = ServiceSettings(kafka_bootstrap_servers=kafka_bootstrap, kafka_enable_idempotence=session_idempotence())
     producer = EventProducer(settings, client_id="test")
     await producer.start()
 
@@ -155,7 +156,7 @@ async def test_concurrent_publish_many_calls_are_all_acknowledged(kafka_bootstra
 
     topic = f"concurrent-{time.monotonic_ns()}"
     await create_topics(kafka_bootstrap, [topic], partitions=3)
-    settings = ServiceSettings(kafka_bootstrap_servers=kafka_bootstrap, kafka_enable_idempotence=False,
+    settings = ServiceSettings(kafka_bootstrap_servers=kafka_bootstrap, kafka_enable_idempotence=session_idempotence(),
                                kafka_send_timeout_seconds=10.0)
     producer = EventProducer(settings, client_id="test")
     await producer.start()

@@ -24,6 +24,7 @@ from pulse_shared.db import create_engine
 from pulse_shared.events import OWNER_EVENTS, AccountOwnerChanged
 from pulse_shared.producer import EventProducer
 from pulse_shared.settings import ServiceSettings
+from pulse_shared.testing.fixtures import session_idempotence
 from pulse_shared.testing.topic_reader import read_topic
 from pulse_shared.testing.waiting import eventually
 from pulse_shared.topics import Topics
@@ -145,8 +146,8 @@ async def test_owner_changes_are_read_back_and_published_once(
     fake.add_company(pulse_account_id="acme", hubspot_owner_id="77")
     fake.add_company(pulse_account_id="orphan")
     await harness.feed(score_event("acme", 1), score_event("orphan", 1))
-    producer = EventProducer(ServiceSettings(kafka_bootstrap_servers=kafka_bootstrap, kafka_enable_idempotence=False),
-                             client_id="crm-test")
+    settings = ServiceSettings(kafka_bootstrap_servers=kafka_bootstrap, kafka_enable_idempotence=session_idempotence())
+    producer = EventProducer(settings, client_id="crm-test")
     await producer.start()
     try:
         writer = harness.writer(producer=producer, owners_topic=topics.account_owners)

@@ -15,6 +15,7 @@ from ingest.main import build_app
 from ingest.settings import IngestSettings
 from ingest.tables import SCHEMA
 from pulse_shared.migrations import upgrade_to_head
+from pulse_shared.testing.fixtures import session_idempotence
 from pulse_shared.topics import Topics
 
 KEY = "pk_test_product_nps_0000000001"
@@ -41,7 +42,7 @@ async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 async def ingest(kafka_bootstrap: str, topics: Topics, database_url: str) -> AsyncIterator[Ingest]:
     await asyncio.to_thread(upgrade_to_head, "ingest.migrations", database_url, SCHEMA)
-    settings = IngestSettings(kafka_bootstrap_servers=kafka_bootstrap, kafka_enable_idempotence=False,
+    settings = IngestSettings(kafka_bootstrap_servers=kafka_bootstrap, kafka_enable_idempotence=session_idempotence(),
                               kafka_topic_prefix=topics.prefix, database_url=database_url,
                               INGEST_ADMIN_TOKEN=ADMIN)  # type: ignore[call-arg]
     app, _runtime = build_app(settings)

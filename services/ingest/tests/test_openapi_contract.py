@@ -18,6 +18,7 @@ from ingest.tables import SCHEMA
 from ingest_fixtures import ADMIN, KEY
 from pulse_shared.localinfra import create_topics, ensure_database, free_port
 from pulse_shared.migrations import upgrade_to_head
+from pulse_shared.testing.fixtures import idempotence_env
 from pulse_shared.testing.processes import ServiceProcess
 from pulse_shared.topics import Topics
 
@@ -34,7 +35,7 @@ def ingest_url(kafka_bootstrap: str, pg_server_url: str, tmp_path_factory: pytes
                     f"    keys:\n      - key: {KEY}\n        rate_per_minute: 1000000\n")
     port = free_port()
     process = ServiceProcess("ingest", port=port, log_dir=log_dir, env={
-        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "KAFKA_ENABLE_IDEMPOTENCE": "false",
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "KAFKA_ENABLE_IDEMPOTENCE": idempotence_env(),
         "KAFKA_TOPIC_PREFIX": topics.prefix, "DATABASE_URL": database_url, "INGEST_SEED_FILE": str(seed),
         "INGEST_ADMIN_TOKEN": ADMIN, "INGEST_PORT": str(port), "INGEST_RATE_PER_IP_PER_MINUTE": "1000000",
         "LOG_LEVEL": "WARNING"}).start()

@@ -35,6 +35,7 @@ from starlette.routing import Route
 from ingest.tables import SCHEMA
 from pulse_shared.localinfra import create_topics, database_url_for, ensure_database, free_port, plain_database_url
 from pulse_shared.migrations import upgrade_to_head
+from pulse_shared.testing.fixtures import idempotence_env
 from pulse_shared.testing.pictures import changed_share
 from pulse_shared.testing.processes import ServiceProcess
 from pulse_shared.testing.server import ThreadedServer
@@ -173,7 +174,7 @@ async def site(kafka_bootstrap: str, pg_server_url: str, tmp_path_factory: pytes
     demo_port = free_port()
     seed.write_text(SEED.format(nps=NPS_KEY, csat=CSAT_KEY, sampled=SAMPLED_KEY, test_mode=TEST_MODE_KEY,
                                 origin=pages.url, demo_port=demo_port), encoding="utf-8")
-    env = {"KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "KAFKA_ENABLE_IDEMPOTENCE": "false",
+    env = {"KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "KAFKA_ENABLE_IDEMPOTENCE": idempotence_env(),
            "KAFKA_TOPIC_PREFIX": topics.prefix, "DATABASE_URL": database_url, "INGEST_SEED_FILE": str(seed),
            "INGEST_PORT": str(ingest_port)}
     await asyncio.to_thread(upgrade_to_head, "ingest.migrations", database_url, SCHEMA)

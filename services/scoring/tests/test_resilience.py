@@ -25,6 +25,7 @@ from pulse_shared.localinfra import free_port
 from pulse_shared.migrations import upgrade_to_head
 from pulse_shared.producer import EventProducer
 from pulse_shared.settings import ServiceSettings
+from pulse_shared.testing.fixtures import idempotence_env, session_idempotence
 from pulse_shared.testing.processes import ServiceProcess
 from pulse_shared.testing.tcp_proxy import TcpProxy
 from pulse_shared.testing.topic_reader import end_offsets as log_end_offsets
@@ -76,12 +77,13 @@ class Rig:
         self.topics = topics
         self.log_dir = log_dir
         self.env = {
-            "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "KAFKA_ENABLE_IDEMPOTENCE": "false",
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "KAFKA_ENABLE_IDEMPOTENCE": idempotence_env(),
             "KAFKA_TOPIC_PREFIX": topics.prefix, "DATABASE_URL": database_url, "LOG_LEVEL": "WARNING",
             "KAFKA_SESSION_TIMEOUT_MS": "6000", "SCORING_SEGMENT_PROPERTIES": "plan",
         }
         self.producer = EventProducer(
-            ServiceSettings(kafka_bootstrap_servers=bootstrap, kafka_enable_idempotence=False), client_id="t")
+            ServiceSettings(kafka_bootstrap_servers=bootstrap, kafka_enable_idempotence=session_idempotence()),
+            client_id="t")
 
     def scoring(self) -> ServiceProcess:
         port = free_port()

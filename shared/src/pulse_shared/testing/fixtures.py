@@ -1,7 +1,9 @@
 """Pytest plugin: real infrastructure for component and end-to-end tests.
 
-- ``kafka_bootstrap``: ``TEST_KAFKA_BOOTSTRAP_SERVERS`` if set, else a tansu broker started for the session
-  on a free port.
+- ``kafka_bootstrap``: ``TEST_KAFKA_BOOTSTRAP_SERVERS`` if set, else a broker started for the session on free
+  ports: Apache Kafka from its jars (the broker production runs), or tansu with ``TEST_BROKER=tansu``.
+- ``kafka_idempotence``: whether producers under test use the idempotent producer: on for Apache Kafka (as in
+  production), off for tansu (it has none); ``TEST_KAFKA_IDEMPOTENCE`` says for a given broker.
 - ``pg_server_url``: ``TEST_DATABASE_URL`` if set, else an embedded PostgreSQL in a temporary folder.
 - ``database_url``: a fresh, uniquely named database for one test (dropped afterwards).
 - ``topics``: a unique topic prefix for one test, with every Pulse topic created on the broker.
@@ -21,6 +23,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from pulse_shared.apache_kafka import KafkaBroker, KafkaUnavailable
 from pulse_shared.db import plain_database_url
 from pulse_shared.localinfra import (
     Broker,
@@ -36,6 +39,14 @@ from pulse_shared.topics import Topics
 TEST_PARTITIONS = 3
 
 
+def session_broker() -> str:
+    """The broker the session tests on: ``kafka`` (Apache Kafka, the default) or ``tansu``."""
+    kind = os.environ.get("TEST_BROKER", "tansu").strip().lower() or "tansu"
+    if kind not in {"kafka", "tansu"}:
+        raise pytest.UsageError(f"TEST_BROKER={kind!r}: use kafka (Apache Kafka) or tansu")
+    return kind
+
+
 @pytest.fixture(scope="session")
 def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Bootstrap servers of a real Kafka-protocol broker for the test session."""
@@ -43,11 +54,37 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if given:
         yield given
         return
-    broker = Broker(log_file=tmp_path_factory.mktemp("broker") / "tansu.log").start()
+    broker: Broker | KafkaBroker
+    if session_broker() == "tansu":
+        broker = Broker(log_file=tmp_path_factory.mktemp("broker") / "tansu.log").start()
+    else:
+        try:
+            broker = KafkaBroker(tmp_path_factory.mktemp("kafka")).start()
+        except KafkaUnavailable as exc:
+            pytest.exit(f"{exc}\n(or run the suite on tansu: TEST_BROKER=tansu)", returncode=3)
     try:
         yield broker.bootstrap
     finally:
         broker.stop()
+
+
+def session_idempotence() -> bool:
+    """Whether producers on the session's broker are idempotent (``KAFKA_ENABLE_IDEMPOTENCE``)."""
+    given = os.environ.get("TEST_KAFKA_IDEMPOTENCE", "").strip().lower()
+    if given:
+        return given in {"1", "true", "yes"}
+    return not os.environ.get("TEST_KAFKA_BOOTSTRAP_SERVERS") and session_broker() == "kafka"
+
+
+def idempotence_env() -> str:
+    """:func:`session_idempotence` as a service's ``KAFKA_ENABLE_IDEMPOTENCE`` value."""
+    return "true" if session_idempotence() else "false"
+
+
+@pytest.fixture(scope="session")
+def kafka_idempotence() -> bool:
+    """Whether the producers under test are idempotent: on for Apache Kafka, off for tansu."""
+    return session_idempotence()
 
 
 @pytest.fixture(scope="session")
