@@ -18,9 +18,9 @@ from pulse_shared.events import Encoded, InvalidEvent
 from pulse_shared.localinfra import Broker, create_topics
 from pulse_shared.producer import EventProducer, PublishFailed
 from pulse_shared.record_probe import fingerprints_at
-from pulse_shared.settings import ServiceSettings
+from pulse_shared.settings import ConfigError, ServiceSettings
 from pulse_shared.start_offset import StoredOffset, fingerprint
-from pulse_shared.testing.fixtures import session_idempotence
+from pulse_shared.testing.fixtures import session_broker, session_idempotence
 from pulse_shared.testing.topic_reader import read_topic
 from pulse_shared.testing.waiting import eventually
 from pulse_shared.topics import Topics
@@ -64,9 +64,12 @@ class FixedOffsets:
         self.offsets[tp] = StoredOffset(next_offset)
 
 
-def settings_for(bootstrap: str, topics: Topics) -> ServiceSettings:
+def settings_for(bootstrap: str, topics: Topics, *, idempotent: bool | None = None) -> ServiceSettings:
+    """Settings on ``bootstrap``: the session broker's idempotence unless told (a tansu broker of a test's
+    own has no idempotent producer)."""
     return ServiceSettings(
-        kafka_bootstrap_servers=bootstrap, kafka_enable_idempotence=session_idempotence(),
+        kafka_bootstrap_servers=bootstrap,
+        kafka_enable_idempotence=session_idempotence() if idempotent is None else idempotent,
         kafka_topic_prefix=topics.prefix
     )
 
@@ -390,7 +393,7 @@ async def test_a_running_consumer_reads_the_whole_new_log_when_the_broker_loses_
     applied' by the old offsets. (With more new answers than were applied before, a fetch at the old position
     can win the race against the rejoin: seen failing once under load; open, see issue 18.)"""
     broker = Broker(log_file=tmp_path / "tansu.log").start()
-    settings = settings_for(broker.bootstrap, topics)
+    settings = settings_for(broker.bootstrap, topics, idempotent=False)
     producer = EventProducer(settings, client_id="lost")
     store = FixedOffsets({})
     handler = StoringCollect(store)
@@ -424,3 +427,21 @@ async def test_a_running_consumer_reads_the_whole_new_log_when_the_broker_loses_
         await producer.stop()
         broker.stop()
 
+
+
+async def test_a_session_timeout_the_broker_refuses_is_a_configuration_error_not_a_retry_loop(
+    kafka_bootstrap: str, topics: Topics, producer: EventProducer
+) -> None:
+    """Apache Kafka refuses a session timeout outside group.min/max.session.timeout.ms. The runner said 'broker
+    not reachable yet' and started the same consumer again, which aiokafka refuses ('Did you call start
+    twice?'): the worker died with a misleading traceback. Now: a ConfigError naming the setting."""
+    if session_broker() == "tansu":
+        pytest.skip("tansu does not bound session timeouts; this is Apache Kafka's check")
+    runner = ConsumerRunner(
+        settings_for(kafka_bootstrap, topics),
+        RunnerConfig(group_id="g-session", topics=(topics.responses,), session_timeout_ms=500,
+                     heartbeat_interval_ms=100),
+        decoder=decode, handler=Collect(), producer=producer,
+    )
+    with pytest.raises(ConfigError, match="KAFKA_SESSION_TIMEOUT_MS=500 is refused by the broker"):
+        await asyncio.wait_for(runner.run(asyncio.Event()), 60)

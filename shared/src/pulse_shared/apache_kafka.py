@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import os
 import re
 import shutil
@@ -45,9 +46,11 @@ def kafka_libs() -> Path:
     """The folder of the broker's jars, resolved with Maven the first time (a minute at most)."""
     libs = cache_dir() / f"kafka-{KAFKA_VERSION}" / "libs"
     done = libs / ".resolved"
+    wanted = hashlib.sha256(POM.read_bytes()).hexdigest()
     java()
-    if done.exists():
+    if done.exists() and done.read_text() == wanted:
         return libs
+    shutil.rmtree(libs, ignore_errors=True)
     mvn = _tool("mvn", "resolving Apache Kafka's jars needs Maven once: apt-get install maven")
     libs.mkdir(parents=True, exist_ok=True)
     pom = libs.parent / "pom.xml"
@@ -58,7 +61,7 @@ def kafka_libs() -> Path:
     if resolved.returncode != 0:
         raise KafkaUnavailable(f"Maven could not resolve Apache Kafka {KAFKA_VERSION}:\n"
                                f"{(resolved.stdout + resolved.stderr)[-3000:]}")
-    done.write_text(KAFKA_VERSION)
+    done.write_text(wanted)  # the pom it came from: a changed pom resolves again
     return libs
 
 
@@ -123,6 +126,7 @@ class KafkaBroker:
             "transaction.state.log.min.isr": "1",
             "min.insync.replicas": "1",
             "group.initial.rebalance.delay.ms": "0",
+            "group.min.session.timeout.ms": "1000",  # tests use short session timeouts, for speed
             "auto.create.topics.enable": "false",
             "num.partitions": "3",
             "log.flush.interval.messages": "9223372036854775807",

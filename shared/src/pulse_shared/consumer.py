@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import InvalidSessionTimeoutError, KafkaError
 
 from pulse_shared.commits import CommitThrottle
 from pulse_shared.db import is_transient
@@ -54,7 +54,7 @@ from pulse_shared.metrics import (
 from pulse_shared.producer import EventProducer
 from pulse_shared.record_probe import fingerprints_at
 from pulse_shared.retry_pause import Pauses, RetryPolicy
-from pulse_shared.settings import ServiceSettings
+from pulse_shared.settings import ConfigError, ServiceSettings
 from pulse_shared.start_offset import StoredOffset, choose_start, offset_to_check
 from pulse_shared.tracing import traceparent_from_headers
 
@@ -199,20 +199,8 @@ class ConsumerRunner(Generic[E]):
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set, then drain: finish the batch, commit, leave the group."""
         cfg = self._config
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._settings.kafka_bootstrap_servers,
-            client_id=f"{self._settings.kafka_client_id}-{cfg.group_id}",
-            group_id=cfg.group_id,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            session_timeout_ms=cfg.session_timeout_ms,
-            heartbeat_interval_ms=cfg.heartbeat_interval_ms,
-            max_poll_interval_ms=cfg.max_poll_interval_ms,
-            max_partition_fetch_bytes=4 * 1024 * 1024,
-            fetch_max_wait_ms=cfg.fetch_max_wait_ms,
-        )
-        consumer.subscribe(list(cfg.topics), listener=_Listener(self, consumer))
-        if not await self._start(consumer, stop):
+        consumer = await self._start(stop)
+        if consumer is None:
             return
         self._consumer = consumer
         try:
@@ -255,19 +243,46 @@ class ConsumerRunner(Generic[E]):
                     batches.update(await consumer.getmany(tp, timeout_ms=0, max_records=share))
         return batches
 
-    async def _start(self, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> bool:
+    def _new_consumer(self) -> AIOKafkaConsumer:
+        cfg = self._config
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._settings.kafka_bootstrap_servers,
+            client_id=f"{self._settings.kafka_client_id}-{cfg.group_id}",
+            group_id=cfg.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=cfg.session_timeout_ms,
+            heartbeat_interval_ms=cfg.heartbeat_interval_ms,
+            max_poll_interval_ms=cfg.max_poll_interval_ms,
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+            fetch_max_wait_ms=cfg.fetch_max_wait_ms,
+        )
+        consumer.subscribe(list(cfg.topics), listener=_Listener(self, consumer))
+        return consumer
+
+    async def _start(self, stop: asyncio.Event) -> AIOKafkaConsumer | None:
+        """A started consumer, retrying while the broker is not there yet (a fresh consumer each attempt: a
+        consumer whose start failed cannot be started again). None when stopped meanwhile."""
         for attempt in range(1, self._config.start_attempts + 1):
+            consumer = self._new_consumer()
             try:
                 await consumer.start()
+            except InvalidSessionTimeoutError as exc:
+                await _stop_quietly(consumer)
+                raise ConfigError(
+                    f"KAFKA_SESSION_TIMEOUT_MS={self._config.session_timeout_ms} is refused by the broker: it must "
+                    "lie within the broker's group.min.session.timeout.ms and group.max.session.timeout.ms "
+                    "(Apache Kafka's defaults: 6000 and 1800000)") from exc
             except KafkaError as exc:
+                await _stop_quietly(consumer)
                 if attempt == self._config.start_attempts:
                     raise
                 log.warning("broker not reachable yet", extra={"attempt": attempt, "error": str(exc)})
                 if await sleep_or_stop(stop, 1.0):
-                    return False
+                    return None
             else:
-                return True
-        return False
+                return consumer
+        return None
 
     async def _process(
         self,
@@ -469,6 +484,12 @@ class ConsumerRunner(Generic[E]):
                     raise
                 await asyncio.sleep(0.5 * attempt)
         return {}
+
+
+async def _stop_quietly(consumer: AIOKafkaConsumer) -> None:
+    """Release what a consumer whose start failed holds (its connections)."""
+    with contextlib.suppress(KafkaError, AssertionError, OSError):
+        await consumer.stop()
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]

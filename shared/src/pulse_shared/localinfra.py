@@ -145,17 +145,24 @@ async def ensure_database(server_url: str, database: str) -> str:
 async def create_topics(
     bootstrap: str, names: Iterable[str], *, partitions: int, replication: int = 1, timeout: float = 30.0
 ) -> None:
-    """Create the topics that do not exist yet (idempotent), retrying while the broker starts."""
+    """Create the topics that do not exist yet (idempotent), retrying while the broker starts, and return once
+    every partition of each has a leader: Apache Kafka creates topics asynchronously, so a client right after
+    the create could otherwise find the topic missing or leaderless."""
     deadline = time.monotonic() + timeout
+    wanted = list(names)
     while True:
         admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
         try:
             await admin.start()
             existing = set(await admin.list_topics())
-            missing = [NewTopic(n, partitions, replication) for n in names if n not in existing]
+            missing = [NewTopic(n, partitions, replication) for n in wanted if n not in existing]
             if missing:
                 with contextlib.suppress(TopicAlreadyExistsError):
                     await admin.create_topics(missing)
+            while not _all_led(await admin.describe_topics(wanted), len(wanted)):
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"topics have no leader after {timeout:g} s: {', '.join(wanted)}")
+                await asyncio.sleep(0.05)
             return
         except KafkaError:
             if time.monotonic() > deadline:
@@ -163,6 +170,28 @@ async def create_topics(
             await asyncio.sleep(0.5)
         finally:
             await admin.close()
+
+
+async def topic_partitions(bootstrap: str, topic: str) -> list[int]:
+    """The partition numbers of ``topic`` (empty when it does not exist), asked of the broker now: a fresh
+    consumer's own metadata lists the topic's name on Apache Kafka without its partitions."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    try:
+        await admin.start()
+        [described] = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    if described.get("error_code", 0) != 0:
+        return []
+    return sorted(p["partition"] for p in described.get("partitions") or [])
+
+
+def _all_led(described: list[Any], count: int) -> bool:
+    """Whether every described topic exists and each of its partitions has a leader."""
+    return len(described) == count and all(
+        topic.get("error_code", 0) == 0 and topic.get("partitions")
+        and all(p.get("error_code", 0) == 0 and p.get("leader", -1) >= 0 for p in topic["partitions"])
+        for topic in described)
 
 
 def env_or(name: str, environ: dict[str, str] | None = None) -> str | None:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
+from pulse_shared.localinfra import topic_partitions
+
 
 async def read_topic(bootstrap: str, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
     """Every record of ``topic`` (all partitions), in partition then offset order.
@@ -35,13 +37,12 @@ FINAL_FETCH_MS = 600
 
 async def _read(bootstrap: str, topic: str) -> tuple[list[ConsumerRecord[bytes, bytes]], dict[TopicPartition, int]]:
     """The topic's records (see :func:`read_topic`) and each partition's high watermark after reading them."""
+    partitions = [TopicPartition(topic, p) for p in await topic_partitions(bootstrap, topic)]
+    if not partitions:
+        raise AssertionError(f"topic {topic} does not exist")
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
-        await consumer.topics()  # loads the cluster's metadata
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or set())]
-        if not partitions:
-            raise AssertionError(f"topic {topic} does not exist")
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         reported = await consumer.end_offsets(partitions)
