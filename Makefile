@@ -7,7 +7,7 @@ export UV_PYTHON_DOWNLOADS := never
 
 help:
 	@echo "make run        run the whole platform locally (embedded broker and PostgreSQL by default)"
-	@echo "make test       run every test (unit, component, end-to-end)"
+	@echo "make test       run every test (unit, component, end-to-end) on Apache Kafka (TEST_BROKER=tansu: on tansu)"
 	@echo "make lint       ruff and mypy (strict)"
 	@echo "make rebuild    recompute scoring aggregates from stored answers (ARGS=--apply to replace them)"
 	@echo "make reconcile  re-push every account's scores to the CRMs (ARGS=--dry-run)"
@@ -35,8 +35,11 @@ test-tools:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	  else echo "The tests need: $$missing (sudo apt-get install$$missing)" >&2; exit 1; fi; fi
 
+# The suite on Apache Kafka (the broker production runs), then the walking skeleton on tansu (the broker `make
+# run` uses). TEST_BROKER=tansu runs the whole suite on tansu.
 test: install test-tools
 	$(UV) run --frozen pytest
+	@if [ "$${TEST_BROKER:-kafka}" = kafka ]; then TEST_BROKER=tansu $(UV) run --frozen pytest -q tests/test_walking_skeleton.py; fi
 
 lint: install
 	$(UV) run --frozen ruff check .

@@ -27,7 +27,8 @@ from pulse_shared.localinfra import Broker, EmbeddedPostgres, create_topics, ens
 from pulse_shared.topics import Topics
 
 ROOT = Path(__file__).resolve().parent.parent
-STATE = ROOT / ".pulse"
+#: Where `make run` keeps PostgreSQL's data, the logs and dev.env (PULSE_STATE_DIR moves it; the smoke test does).
+STATE = Path(os.environ.get("PULSE_STATE_DIR") or ROOT / ".pulse")
 SERVICES = (
     # module, port variable, default port
     ("ingest", "INGEST_PORT", 8000),

@@ -46,9 +46,10 @@ async def test_answers_on_a_new_incarnation_of_the_topics_are_all_counted(platfo
     broker = Broker().start()
     try:
         await create_topics(broker.bootstrap, platform_factory.topics.all(), partitions=TEST_PARTITIONS)
-        second = platform_factory.start(("ingest",), KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap)
+        on_tansu = {"KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap, "KAFKA_ENABLE_IDEMPOTENCE": "false"}
+        second = platform_factory.start(("ingest",), **on_tansu)
         await submit(second.ingest, range(2, 5))
-        scoring = platform_factory.service("scoring", KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap).start()
+        scoring = platform_factory.service("scoring", **on_tansu).start()
         await eventually(lambda: _at_least(scoring.url, 5), timeout=60, what="all five answers scored")
         assert await nps_n(scoring.url) == 5
         assert "earlier incarnation of the topic" in scoring.logs()

@@ -41,7 +41,7 @@ TEST_PARTITIONS = 3
 
 def session_broker() -> str:
     """The broker the session tests on: ``kafka`` (Apache Kafka, the default) or ``tansu``."""
-    kind = os.environ.get("TEST_BROKER", "tansu").strip().lower() or "tansu"
+    kind = os.environ.get("TEST_BROKER", "kafka").strip().lower() or "kafka"
     if kind not in {"kafka", "tansu"}:
         raise pytest.UsageError(f"TEST_BROKER={kind!r}: use kafka (Apache Kafka) or tansu")
     return kind
