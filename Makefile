@@ -23,14 +23,13 @@ run: install
 	$(UV) run --frozen python scripts/dev.py
 
 # What the tests run beside Python: Debian's Chromium for the widget (never a downloaded browser build), zsh for
-# the documentation's examples, Java and Maven for Apache Kafka (the suite's broker; TEST_BROKER=tansu needs
-# neither). Installed when run as root on Debian; otherwise the missing ones are named.
+# the documentation's examples, Java and Maven for Apache Kafka (the suite's broker; on TEST_BROKER=tansu the
+# tests of Kafka's own behaviour, such as a broker crash, still start one). Installed when run as root on Debian; otherwise the missing ones are named.
 test-tools:
 	@missing=""; command -v chromium >/dev/null 2>&1 || missing="chromium"; \
 	command -v zsh >/dev/null 2>&1 || missing="$$missing zsh"; \
-	if [ "$${TEST_BROKER:-kafka}" != tansu ]; then \
-	  command -v java >/dev/null 2>&1 || missing="$$missing default-jre-headless"; \
-	  command -v mvn >/dev/null 2>&1 || missing="$$missing maven"; fi; \
+	command -v java >/dev/null 2>&1 || missing="$$missing default-jre-headless"; \
+	command -v mvn >/dev/null 2>&1 || missing="$$missing maven"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	  else echo "The tests need: $$missing (sudo apt-get install$$missing)" >&2; exit 1; fi; fi

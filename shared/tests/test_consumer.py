@@ -20,7 +20,7 @@ from pulse_shared.producer import EventProducer, PublishFailed
 from pulse_shared.record_probe import fingerprints_at
 from pulse_shared.settings import ConfigError, ServiceSettings
 from pulse_shared.start_offset import StoredOffset, fingerprint
-from pulse_shared.testing.fixtures import session_broker, session_idempotence
+from pulse_shared.testing.fixtures import session_idempotence
 from pulse_shared.testing.topic_reader import read_topic
 from pulse_shared.testing.waiting import eventually
 from pulse_shared.topics import Topics
@@ -430,15 +430,15 @@ async def test_a_running_consumer_reads_the_whole_new_log_when_the_broker_loses_
 
 
 async def test_a_session_timeout_the_broker_refuses_is_a_configuration_error_not_a_retry_loop(
-    kafka_bootstrap: str, topics: Topics, producer: EventProducer
+    apache_kafka: str, topics: Topics, producer: EventProducer
 ) -> None:
-    """Apache Kafka refuses a session timeout outside group.min/max.session.timeout.ms. The runner said 'broker
-    not reachable yet' and started the same consumer again, which aiokafka refuses ('Did you call start
-    twice?'): the worker died with a misleading traceback. Now: a ConfigError naming the setting."""
-    if session_broker() == "tansu":
-        pytest.skip("tansu does not bound session timeouts; this is Apache Kafka's check")
+    """Apache Kafka refuses a session timeout outside group.min/max.session.timeout.ms (tansu does not check).
+    The runner said 'broker not reachable yet' and started the same consumer again, which aiokafka refuses
+    ('Did you call start twice?'): the worker died with a misleading traceback. Now: a ConfigError naming the
+    setting."""
+    await create_topics(apache_kafka, [topics.responses], partitions=1)  # a group joins once its topic exists
     runner = ConsumerRunner(
-        settings_for(kafka_bootstrap, topics),
+        settings_for(apache_kafka, topics, idempotent=True),
         RunnerConfig(group_id="g-session", topics=(topics.responses,), session_timeout_ms=500,
                      heartbeat_interval_ms=100),
         decoder=decode, handler=Collect(), producer=producer,

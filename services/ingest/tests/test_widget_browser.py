@@ -94,7 +94,7 @@ surveys:
           close: إغلاق الاستبيان
           thanks: شكرًا لملاحظاتك!
           dialog_label: استبيان الرأي
-          placeholder: إجابتك (اختياري)
+          comment_hint: إجابتك (اختياري)
           follow_up: {{satisfied: "ما الذي أعجبك؟", neutral: "ما الذي يجعلها أفضل؟", dissatisfied: "ما الذي حدث؟"}}
     keys:
       - {{key: {csat}, allowed_origins: ["{origin}"]}}

@@ -27,7 +27,7 @@ from typing import IO
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
-from pulse_shared.localinfra import free_port, wait_for_port
+from pulse_shared.localinfra import free_port, stop_process, wait_for_port
 
 POM = resources.files("pulse_shared").joinpath("kafka-pom.xml")
 KAFKA_VERSION = re.search(r"<kafka.version>([^<]+)</kafka.version>", POM.read_text(encoding="utf-8"))[1]  # type: ignore[index]
@@ -78,7 +78,8 @@ def java() -> str:
 
 
 def _cluster_id() -> str:
-    """A KRaft cluster id: 16 random bytes, base64url without padding (what ``random-uuid`` prints)."""
+    """A KRaft cluster id: 16 random bytes, base64url without padding (what ``random-uuid`` prints). It may
+    start with ``-``, so it is passed as ``--cluster-id=...``: as a separate argument it read as an option."""
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
 
 
@@ -136,7 +137,8 @@ class KafkaBroker:
         return "".join(f"{k}={v}\n" for k, v in {**base, **self.settings}.items())
 
     def start(self, timeout: float = 120.0) -> KafkaBroker:
-        """Start the broker (formatting its storage the first time) and wait until it answers metadata."""
+        """Start the broker (formatting its storage the first time) and wait until it answers metadata. It
+        blocks and runs its own event loop: from async code, ``await asyncio.to_thread(broker.start)``."""
         libs = kafka_libs()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         props = self.data_dir / "server.properties"
@@ -144,7 +146,8 @@ class KafkaBroker:
         classpath = f"{libs}/*"
         if not (self.data_dir / "log" / "meta.properties").exists():
             formatted = subprocess.run(
-                [java(), "-cp", classpath, "kafka.tools.StorageTool", "format", "-t", _cluster_id(), "-c", str(props)],
+                [java(), "-cp", classpath, "kafka.tools.StorageTool", "format", f"--cluster-id={_cluster_id()}", "-c",
+                 str(props)],
                 capture_output=True, text=True, check=False, timeout=120)
             if formatted.returncode != 0:
                 raise KafkaUnavailable(f"formatting Kafka's storage failed:\n{formatted.stdout}{formatted.stderr}")
@@ -190,12 +193,7 @@ class KafkaBroker:
 
     def stop(self) -> None:
         """A clean shutdown (the log stays)."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        stop_process(self.process, timeout=30)
         self._close_log()
 
     def _close_log(self) -> None:

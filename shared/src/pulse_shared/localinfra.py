@@ -44,6 +44,17 @@ def wait_for_port(host: str, port: int, timeout: float = 15.0) -> None:
     raise TimeoutError(f"nothing listens on {host}:{port} after {timeout}s")
 
 
+def stop_process(process: subprocess.Popen[bytes] | None, *, timeout: float) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within ``timeout`` seconds."""
+    if process is not None and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 @dataclass
 class Broker:
     """A tansu broker process (memory storage: a restart forgets every topic)."""
@@ -83,13 +94,7 @@ class Broker:
 
     def stop(self) -> None:
         """Stop the broker (its topics are gone)."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, timeout=10)
         if self._log_handle is not None:
             self._log_handle.close()
             self._log_handle = None

@@ -2,8 +2,11 @@
 
 - ``kafka_bootstrap``: ``TEST_KAFKA_BOOTSTRAP_SERVERS`` if set, else a broker started for the session on free
   ports: Apache Kafka from its jars (the broker production runs), or tansu with ``TEST_BROKER=tansu``.
-- ``kafka_idempotence``: whether producers under test use the idempotent producer: on for Apache Kafka (as in
-  production), off for tansu (it has none); ``TEST_KAFKA_IDEMPOTENCE`` says for a given broker.
+- ``session_idempotence()`` / ``idempotence_env()``: whether producers under test use the idempotent producer:
+  on for Apache Kafka (as in production), off for tansu (it has none); ``TEST_KAFKA_IDEMPOTENCE`` says for a
+  given broker.
+- ``apache_kafka``: Apache Kafka's bootstrap for the tests of its own behaviour: the session's broker when it
+  is Apache Kafka, else one started for them.
 - ``pg_server_url``: ``TEST_DATABASE_URL`` if set, else an embedded PostgreSQL in a temporary folder.
 - ``database_url``: a fresh, uniquely named database for one test (dropped afterwards).
 - ``topics``: a unique topic prefix for one test, with every Pulse topic created on the broker.
@@ -82,9 +85,17 @@ def idempotence_env() -> str:
 
 
 @pytest.fixture(scope="session")
-def kafka_idempotence() -> bool:
-    """Whether the producers under test are idempotent: on for Apache Kafka, off for tansu."""
-    return session_idempotence()
+def apache_kafka(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Apache Kafka for the tests of its own behaviour (what tansu does not check): the session's broker when
+    it is Apache Kafka, else one started for them (never a skip)."""
+    if session_broker() == "kafka" and not os.environ.get("TEST_KAFKA_BOOTSTRAP_SERVERS"):
+        yield kafka_bootstrap
+        return
+    broker = KafkaBroker(tmp_path_factory.mktemp("apache-kafka")).start()
+    try:
+        yield broker.bootstrap
+    finally:
+        broker.stop()
 
 
 @pytest.fixture(scope="session")

@@ -38,7 +38,7 @@ class WidgetTexts(BaseModel):
         default_factory=dict,
         description="The second question, per answer category (NPS: promoter, passive, detractor; CSAT: satisfied, "
                     "neutral, dissatisfied; CES: easy, neutral, difficult).")
-    placeholder: Text | None = None
+    comment_hint: Text | None = Field(None, description="Shown in the empty comment box.")
     send: Text | None = None
     skip: Text | None = None
     later: Text | None = None
@@ -86,7 +86,7 @@ _BUILT_IN: dict[str, dict[str, str]] = {
         "up.good": "Thank you! What do you like most?",
         "up.mid": "Thanks! What would make it even better?",
         "up.bad": "We are sorry to hear that. What could we do better?",
-        "placeholder": "Your answer (optional)", "send": "Send", "skip": "Skip", "later": "Ask me later",
+        "comment_hint": "Your answer (optional)", "send": "Send", "skip": "Skip", "later": "Ask me later",
         "close": "Close survey", "thanks": "Thank you for your feedback!",
         "promoter_link_text": "Leave us a review", "dialog_label": "Feedback survey",
     },
@@ -100,7 +100,7 @@ _BUILT_IN: dict[str, dict[str, str]] = {
         "up.good": "Danke! Was gefällt Ihnen am besten?",
         "up.mid": "Danke! Was würde es noch besser machen?",
         "up.bad": "Das tut uns leid. Was können wir besser machen?",
-        "placeholder": "Ihre Antwort (optional)", "send": "Senden", "skip": "Überspringen",
+        "comment_hint": "Ihre Antwort (optional)", "send": "Senden", "skip": "Überspringen",
         "later": "Später fragen", "close": "Umfrage schließen", "thanks": "Vielen Dank für Ihr Feedback!",
         "promoter_link_text": "Bewerten Sie uns", "dialog_label": "Feedback-Umfrage",
     },
@@ -114,7 +114,7 @@ _BUILT_IN: dict[str, dict[str, str]] = {
         "up.good": "Merci ! Qu'appréciez-vous le plus ?",
         "up.mid": "Merci ! Qu'est-ce qui rendrait l'expérience encore meilleure ?",
         "up.bad": "Nous en sommes désolés. Que pourrions-nous améliorer ?",
-        "placeholder": "Votre réponse (facultatif)", "send": "Envoyer", "skip": "Passer",
+        "comment_hint": "Votre réponse (facultatif)", "send": "Envoyer", "skip": "Passer",
         "later": "Me demander plus tard", "close": "Fermer le sondage", "thanks": "Merci pour votre avis !",
         "promoter_link_text": "Laissez-nous un avis", "dialog_label": "Sondage de satisfaction",
     },
@@ -128,7 +128,7 @@ _BUILT_IN: dict[str, dict[str, str]] = {
         "up.good": "¡Gracias! ¿Qué es lo que más le gusta?",
         "up.mid": "¡Gracias! ¿Qué lo haría aún mejor?",
         "up.bad": "Lamentamos oír eso. ¿Qué podríamos mejorar?",
-        "placeholder": "Su respuesta (opcional)", "send": "Enviar", "skip": "Omitir",
+        "comment_hint": "Su respuesta (opcional)", "send": "Enviar", "skip": "Omitir",
         "later": "Preguntarme más tarde", "close": "Cerrar encuesta", "thanks": "¡Gracias por sus comentarios!",
         "promoter_link_text": "Déjenos una reseña", "dialog_label": "Encuesta de opinión",
     },
@@ -142,7 +142,7 @@ _BUILT_IN: dict[str, dict[str, str]] = {
         "up.good": "Obrigado! Do que você mais gosta?",
         "up.mid": "Obrigado! O que tornaria a experiência ainda melhor?",
         "up.bad": "Lamentamos. O que poderíamos melhorar?",
-        "placeholder": "Sua resposta (opcional)", "send": "Enviar", "skip": "Pular",
+        "comment_hint": "Sua resposta (opcional)", "send": "Enviar", "skip": "Pular",
         "later": "Perguntar mais tarde", "close": "Fechar pesquisa", "thanks": "Obrigado pela sua opinião!",
         "promoter_link_text": "Deixe-nos uma avaliação", "dialog_label": "Pesquisa de opinião",
     },
@@ -151,7 +151,7 @@ BUILT_IN_LANGUAGES = tuple(_BUILT_IN)
 #: Which built-in follow-up each category gets.
 _FOLLOW_UP_TONE = {"promoter": "good", "satisfied": "good", "easy": "good", "passive": "mid", "neutral": "mid",
                    "detractor": "bad", "dissatisfied": "bad", "difficult": "bad"}
-_PLAIN = ("placeholder", "send", "skip", "later", "close", "thanks", "promoter_link_text", "dialog_label")
+_PLAIN = ("comment_hint", "send", "skip", "later", "close", "thanks", "promoter_link_text", "dialog_label")
 
 
 class Presentation(BaseModel):

@@ -228,7 +228,7 @@
     /* Step 2: the follow-up question of the answer's category, sent as an update of the same answer. */
     function followUp(category) {
       var label = h("label", { "for": "c" }, w.follow_up[category]);
-      var text = h("textarea", { id: "c", maxlength: "5000", placeholder: t.placeholder });
+      var text = h("textarea", { id: "c", maxlength: "5000", placeholder: t.comment_hint });
       var acts2 = h("div", { "class": "act" });
       var skip = h("button", { "class": "t", type: "button" }, t.skip);
       var send2 = h("button", { "class": "p", type: "button" }, t.send);
