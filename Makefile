@@ -3,11 +3,12 @@ SHELL := /bin/bash
 UV ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: help install test-tools run test lint check rebuild reconcile bench images up down clean-data widget-baselines
+.PHONY: help install test-tools run test test-chaos lint check rebuild reconcile bench images up down clean-data widget-baselines
 
 help:
 	@echo "make run        run the whole platform locally (embedded broker and PostgreSQL by default)"
 	@echo "make test       run every test (unit, component, end-to-end) on Apache Kafka (TEST_BROKER=tansu: on tansu)"
+	@echo "make test-chaos the fault suite: the whole platform under kill -9, broker crash, network and vendor faults"
 	@echo "make lint       ruff and mypy (strict)"
 	@echo "make rebuild    recompute scoring aggregates from stored answers (ARGS=--apply to replace them)"
 	@echo "make reconcile  re-push every account's scores to the CRMs (ARGS=--dry-run)"
@@ -39,6 +40,11 @@ test-tools:
 test: install test-tools
 	$(UV) run --frozen pytest
 	@if [ "$${TEST_BROKER:-kafka}" = kafka ]; then TEST_BROKER=tansu $(UV) run --frozen pytest -q tests/test_walking_skeleton.py; fi
+
+# The whole-platform fault suite (about 10 minutes): two replicas of each service on Apache Kafka, one fault per
+# scenario, every result counted against a plain-Python oracle; one line per scenario.
+test-chaos: install test-tools
+	$(UV) run --frozen pytest -m chaos -s -q tests/chaos
 
 lint: install
 	$(UV) run --frozen ruff check .

@@ -8,6 +8,7 @@ import logging
 import time
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
 import pytest
 from sqlalchemy import update
 
@@ -16,6 +17,7 @@ from alerts.store import NOTIFY_CHANNEL
 from alerts.tables import alerts
 from alerts.wakeup import Wakeup
 from alerts_fixtures import CHANNEL, Harness, answer, dispatcher, drain_until, settle
+from pulse_shared.db import plain_database_url
 from pulse_shared.events import AccountOwnerChanged, RespondentErased
 from pulse_shared.outbox import claim_due, fenced
 from pulse_shared.testing.fake_slack import FakeSlack
@@ -449,6 +451,29 @@ async def test_without_slack_alerts_and_their_edits_are_logged_clearly(
     assert sum(m.startswith("ALERT (Slack not configured") for m in messages) == 1
     assert sum(m.startswith("ALERT UPDATED") for m in messages) == 1
     assert (await harness.row("detractor:acme:r1")).status == "logged"
+
+
+async def test_the_listen_connection_survives_the_database_closing_it(database_url: str) -> None:
+    """A PostgreSQL restart closes the LISTEN connection under the listener: it reconnects (and wakes once, as
+    notifications may have been missed), it does not die (it did, on "connection is closed", and took the
+    process down with it: found by the chaos suite's PostgreSQL restart)."""
+    wakeup = Wakeup()
+    stop = asyncio.Event()
+    listening = asyncio.create_task(wakeup.listen(stop, database_url, NOTIFY_CHANNEL))
+    admin = await asyncpg.connect(plain_database_url(database_url))
+    try:
+        assert await wakeup.wait(10)
+        terminated = await admin.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+            "AND (query ILIKE 'LISTEN%' OR query = 'SELECT 1')")
+        assert terminated == 1
+        assert await wakeup.wait(20), "no reconnect after the connection was closed"
+        assert not listening.done(), listening.exception() if listening.done() else None
+    finally:
+        await admin.close()
+        stop.set()
+        await listening
 
 
 async def test_a_committed_alert_wakes_every_replicas_dispatcher_through_notify(

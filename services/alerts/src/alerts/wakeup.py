@@ -15,7 +15,7 @@ from typing import Any
 
 import asyncpg
 
-from pulse_shared.db import plain_database_url
+from pulse_shared.db import is_transient, plain_database_url
 from pulse_shared.loops import sleep_or_stop
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,9 @@ class Wakeup:
                     if await sleep_or_stop(stop, 5.0):
                         break
                     await conn.execute("SELECT 1")  # notices a dead connection
-            except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+            except Exception as exc:
+                if not is_transient(exc):  # a lost connection (a database restart) is "connection is closed"
+                    raise
                 failures += 1
                 log.warning("LISTEN connection lost; reconnecting", extra={"error": repr(exc)[:200]})
                 await sleep_or_stop(stop, min(10.0, 0.5 * 2**failures))

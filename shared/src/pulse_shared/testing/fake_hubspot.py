@@ -38,6 +38,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from pulse_shared.testing.outage import Outage
 from pulse_shared.testing.server import ThreadedServer
 
 MAX_BATCH = 100
@@ -76,6 +77,8 @@ class FakeHubSpot:
     _script: dict[str, deque[str]] = field(default_factory=dict)
     #: Called (from the server's thread) with each batch write after it was applied, before the answer.
     on_write: Callable[[HubSpotCall], None] | None = None
+    #: A bad minute of HubSpot's (HTTP 502, then late answers) on every endpoint.
+    outage: Outage = field(default_factory=Outage)
     _item_errors: dict[str, deque[str]] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1001))
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -142,6 +145,7 @@ class FakeHubSpot:
     def app(self) -> FastAPI:
         """The ASGI app of the fake."""
         app = FastAPI()
+        self.outage.install(app, lambda: _error(502, "BAD_GATEWAY", "bad gateway"))
 
         @app.post("/crm/v3/objects/companies/search")
         async def search(request: Request) -> JSONResponse:

@@ -32,6 +32,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from pulse_shared.testing.outage import Outage
 from pulse_shared.testing.server import ThreadedServer
 
 CONVERSATION_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
@@ -74,6 +75,8 @@ class FakeSlack:
     hang_seconds: float = 3.0
     #: Called (from the server's thread) with each accepted post, after it is stored and before the answer.
     on_post: Callable[[SlackCall], None] | None = None
+    #: A bad minute of Slack's (HTTP 500 ``internal_error``, then late answers) on every method.
+    outage: Outage = field(default_factory=Outage)
     _script: dict[str, deque[tuple[str, float]]] = field(default_factory=dict)
     _names: dict[str, str] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -127,6 +130,7 @@ class FakeSlack:
     def app(self) -> FastAPI:
         """The ASGI app of the fake."""
         app = FastAPI()
+        self.outage.install(app, lambda: JSONResponse({"ok": False, "error": "internal_error"}, status_code=500))
 
         @app.post("/chat.postMessage")
         async def post_message(request: Request) -> JSONResponse:
