@@ -9,6 +9,7 @@ help:
 	@echo "make run        run the whole platform locally (embedded broker and PostgreSQL by default)"
 	@echo "make test       run every test (unit, component, end-to-end) on Apache Kafka (TEST_BROKER=tansu: on tansu)"
 	@echo "make test-chaos the fault suite: the whole platform under kill -9, broker crash, network and vendor faults"
+	@echo "make bench      every benchmark on tansu and Apache Kafka, one table (bench/results/latest.*)"
 	@echo "make lint       ruff and mypy (strict)"
 	@echo "make rebuild    recompute scoring aggregates from stored answers (ARGS=--apply to replace them)"
 	@echo "make reconcile  re-push every account's scores to the CRMs (ARGS=--dry-run)"
@@ -65,13 +66,11 @@ reconcile: install
 clean-data:
 	rm -rf .pulse
 
-# Benchmarks print each figure next to its reference measured in the same run (not part of `make test`).
-bench: install
-	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk; }
-	$(UV) run --frozen python bench/ingest_bench.py
-	$(UV) run --frozen python bench/scoring_bench.py $(ARGS)
-	$(UV) run --frozen python bench/alerts_bench.py
-	$(UV) run --frozen python bench/crm_bench.py
+# Benchmarks: every one on tansu and on Apache Kafka, each figure next to its reference measured in the same run,
+# one table at the end (also bench/results/latest.txt and .json). About 15 minutes; not part of `make test`.
+bench: install test-tools
+	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk; } || { echo "make bench needs wrk (apt-get install wrk)" >&2; exit 1; }
+	$(UV) run --frozen python bench/run.py $(ARGS)
 
 IMAGE_TAG ?= local
 

@@ -31,9 +31,10 @@ import uuid
 from pathlib import Path
 
 import httpx
+from common import Figures, add_common_arguments, peak_rss_mb, start_broker
 from ingest_bench import cpu_seconds  # the same /proc reading as the ingest benchmark
 
-from pulse_shared.localinfra import Broker, EmbeddedPostgres, create_topics, ensure_database, free_port
+from pulse_shared.localinfra import EmbeddedPostgres, create_topics, ensure_database, free_port
 from pulse_shared.migrations import upgrade_to_head
 from pulse_shared.topics import Topics
 
@@ -150,9 +151,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=60)
     parser.add_argument("--accounts", type=int, default=500)
     parser.add_argument("--connections", type=int, default=32)
+    add_common_arguments(parser)
     args = parser.parse_args()
+    figures = Figures("alerts", args.broker)
     work = Path(tempfile.mkdtemp(prefix="pulse-alerts-bench-"))
-    broker = Broker(log_file=work / "broker.log").start()
+    broker = start_broker(args.broker, work)
     pg_url = os.environ.get("TEST_DATABASE_URL")
     pg = None
     if not pg_url:
@@ -171,7 +174,7 @@ def main() -> None:
     assert slack.stdout is not None
     slack_url = slack.stdout.readline().decode().strip()
     ingest_port, alerts_port = free_port(), free_port()
-    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap, "KAFKA_ENABLE_IDEMPOTENCE": "false",
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap, "KAFKA_ENABLE_IDEMPOTENCE": broker.idempotence,
            "DATABASE_URL": database_url, "LOG_LEVEL": "WARNING", "INGEST_SEED_FILE": str(seed),
            "INGEST_PORT": str(ingest_port), "INGEST_RATE_PER_IP_PER_MINUTE": "100000000",
            "ALERTS_PORT": str(alerts_port), "ALERTS_ADMIN_TOKEN": ADMIN, "ALERTS_COMMENT_HOLD_SECONDS": "0",
@@ -238,6 +241,14 @@ def main() -> None:
               f"Slack contract violations: {len(violations)}")
         if missing or duplicates or violations or errors:
             raise SystemExit("the run lost, repeated or refused alerts: the figures above are void")
+        load_note = (f"{args.rate:,} answers/s for {args.seconds} s, {len(due):,} detractors; sender at most "
+                     f"{worst * 1000:.0f} ms behind schedule")
+        for q, name in ((0.5, "p50"), (0.99, "p99")):
+            figures.add(f"alert_{name}", f"alerts: detractor POST -> Slack fake received, {name}",
+                        percentile(latency, q), "ms", reference=percentile(reference, q),
+                        reference_label=f"POST -> 202 (answer on the responses topic), {name}", note=load_note)
+        figures.add("rss_alerts", "peak RSS: alerts (at 1,000 answers/s)", peak_rss_mb(alerts.pid), "MB")
+        figures.write(args.json)
     finally:
         for process in (ingest, alerts, slack):
             process.terminate()

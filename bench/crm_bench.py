@@ -35,6 +35,7 @@ from pathlib import Path
 import httpx
 from aiokafka import TopicPartition
 from alerts_bench import KEY, Http11, percentile, wait_up  # the same load generator and write key
+from common import Figures, RunningBroker, add_common_arguments, peak_rss_mb, start_broker
 
 from crm_sync.connectors.hubspot import HubSpotConnector, HubSpotOptions
 from crm_sync.dispatcher import ConnectorWriter, WriterOptions
@@ -44,7 +45,7 @@ from crm_sync.tables import consumer_offsets
 from pulse_shared.consumer import Record
 from pulse_shared.db import create_engine
 from pulse_shared.events import ScoreSummary, ScoreUpdated
-from pulse_shared.localinfra import Broker, EmbeddedPostgres, create_topics, ensure_database, free_port
+from pulse_shared.localinfra import EmbeddedPostgres, create_topics, ensure_database, free_port
 from pulse_shared.migrations import upgrade_to_head
 from pulse_shared.testing.fake_hubspot import FakeHubSpot
 from pulse_shared.topics import Topics
@@ -66,7 +67,7 @@ def score_event(account: str, version: int, rng: random.Random) -> ScoreUpdated:
     )
 
 
-async def cost(database_url: str, *, events: int, accounts: int, rounds: int) -> None:
+async def cost(database_url: str, figures: Figures, *, events: int, accounts: int, rounds: int) -> None:
     await asyncio.to_thread(upgrade_to_head, "crm_sync.migrations", database_url, "crm_sync")
     fake = FakeHubSpot().start()
     for d in property_defs("pulse_account_id", write_comments=False):
@@ -121,6 +122,10 @@ async def cost(database_url: str, *, events: int, accounts: int, rounds: int) ->
               f"contract violations: {len(fake.violations)}")
         if fake.violations or not within:
             raise SystemExit("the cost run broke the HubSpot contract or its call target: figures void")
+        figures.add("crm_calls", f"crm-sync: HubSpot calls for {events:,} score events ({accounts:,} accounts)",
+                    total_calls, "calls", reference=events, reference_label="one call per event",
+                    ratio=events / max(total_calls, 1), note=f"{rounds} flushes; bytes {sent / 1e6:.2f} MB vs "
+                    f"{naive_bytes / 1e6:.2f} MB")
     finally:
         await connector.close()
         await engine.dispose()
@@ -165,7 +170,8 @@ async def load(port: int, rate: int, seconds: int, accounts: int, connections: i
     return acked, worst, errors
 
 
-def freshness(database_url: str, broker: Broker, work: Path, *, rate: int, seconds: int, accounts: int) -> None:
+def freshness(database_url: str, broker: RunningBroker, work: Path, figures: Figures, *, rate: int, seconds: int,
+              accounts: int) -> None:
     for module, schema in (("ingest.migrations", "ingest"), ("scoring.migrations", "scoring"),
                            ("crm_sync.migrations", "crm_sync")):
         upgrade_to_head(module, database_url, schema)
@@ -178,7 +184,7 @@ def freshness(database_url: str, broker: Broker, work: Path, *, rate: int, secon
     assert fake.stdout is not None
     hubspot_url = fake.stdout.readline().decode().strip()
     ports = {"ingest": free_port(), "scoring": free_port(), "crm_sync": free_port()}
-    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap, "KAFKA_ENABLE_IDEMPOTENCE": "false",
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap, "KAFKA_ENABLE_IDEMPOTENCE": broker.idempotence,
            "DATABASE_URL": database_url, "LOG_LEVEL": "WARNING", "INGEST_SEED_FILE": str(seed),
            "INGEST_RATE_PER_IP_PER_MINUTE": "100000000", "INGEST_PORT": str(ports["ingest"]),
            "SCORING_PORT": str(ports["scoring"]), "CRM_SYNC_PORT": str(ports["crm_sync"]),
@@ -224,6 +230,12 @@ def freshness(database_url: str, broker: Broker, work: Path, *, rate: int, secon
         print(f"answers not in the CRM after 60 s: {missing}; HubSpot contract violations: {len(violations)}")
         if missing or violations or errors:
             raise SystemExit("the freshness run lost or refused answers: the figures above are void")
+        figures.add("crm_freshness_p99", "crm-sync: answer -> HubSpot field, p99 (5-s flush)",
+                    percentile(latency, 0.99), "ms", reference=percentile(reference, 0.99),
+                    reference_label="POST -> 202, p99", note=f"{rate} answers/s for {seconds} s")
+        for module, (process, _log) in processes.items():
+            figures.add(f"rss_{module}", f"peak RSS: {module.replace('_', '-')} (at {rate} answers/s)",
+                        peak_rss_mb(process.pid), "MB")
     finally:
         for process, _log in processes.values():
             process.terminate()
@@ -240,7 +252,9 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=200)
     parser.add_argument("--seconds", type=int, default=60)
     parser.add_argument("--skip-freshness", action="store_true")
+    add_common_arguments(parser)
     args = parser.parse_args()
+    figures = Figures("crm", args.broker)
     work = Path(tempfile.mkdtemp(prefix="pulse-crm-bench-"))
     pg_url = os.environ.get("TEST_DATABASE_URL")
     pg = None
@@ -250,12 +264,13 @@ def main() -> None:
     broker = None
     try:
         cost_db = asyncio.run(ensure_database(pg_url, f"pulse_bench_{uuid.uuid4().hex[:8]}"))
-        asyncio.run(cost(cost_db, events=args.events, accounts=args.accounts, rounds=args.rounds))
+        asyncio.run(cost(cost_db, figures, events=args.events, accounts=args.accounts, rounds=args.rounds))
         if not args.skip_freshness:
-            broker = Broker(log_file=work / "broker.log").start()
+            broker = start_broker(args.broker, work)
             asyncio.run(create_topics(broker.bootstrap, Topics().all(), partitions=3))
             database_url = asyncio.run(ensure_database(pg_url, f"pulse_bench_{uuid.uuid4().hex[:8]}"))
-            freshness(database_url, broker, work, rate=args.rate, seconds=args.seconds, accounts=args.accounts)
+            freshness(database_url, broker, work, figures, rate=args.rate, seconds=args.seconds, accounts=args.accounts)
+        figures.write(args.json)
     finally:
         if broker is not None:
             broker.stop()

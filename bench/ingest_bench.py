@@ -31,8 +31,9 @@ from typing import NamedTuple
 
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from common import Figures, add_common_arguments, peak_rss_mb, start_broker
 
-from pulse_shared.localinfra import Broker, EmbeddedPostgres, create_topics, ensure_database, free_port
+from pulse_shared.localinfra import EmbeddedPostgres, create_topics, ensure_database, free_port, topic_partitions
 from pulse_shared.migrations import upgrade_to_head
 from pulse_shared.topics import Topics
 
@@ -77,10 +78,10 @@ def wrk(url: str, body_format: str, seconds: int, connections: int, *, threads: 
 
 async def records_on(bootstrap: str, topic: str) -> int:
     """How many records the topic holds (the sum of its partitions' end offsets)."""
+    partitions = [TopicPartition(topic, p) for p in await topic_partitions(bootstrap, topic)]
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
     await consumer.start()
     try:
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
         return sum((await consumer.end_offsets(partitions)).values())
     finally:
         await consumer.stop()
@@ -118,8 +119,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
+    add_common_arguments(parser)
     args = parser.parse_args()
-    broker = Broker().start()
+    figures = Figures("ingest", args.broker)
+    broker = start_broker(args.broker)
     pg_url = os.environ.get("TEST_DATABASE_URL")
     pg = None
     if not pg_url:
@@ -133,7 +136,7 @@ def main() -> None:
     seed.write_text(f"surveys:\n  - survey_id: product-nps\n    name: NPS\n    survey_type: nps\n    keys:\n"
                     f"      - key: {KEY}\n        rate_per_minute: 1000000\n")
     ingest_port, bare_port = free_port(), free_port()
-    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap, "KAFKA_ENABLE_IDEMPOTENCE": "false",
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap, "KAFKA_ENABLE_IDEMPOTENCE": broker.idempotence,
            "DATABASE_URL": database_url, "INGEST_SEED_FILE": str(seed), "INGEST_PORT": str(ingest_port),
            "INGEST_RATE_PER_IP_PER_MINUTE": "100000000", "LOG_LEVEL": "WARNING"}
     ingest_log = Path(tempfile.mkstemp(suffix=".log")[1])
@@ -158,7 +161,7 @@ def main() -> None:
         acknowledged = wrk(f"http://127.0.0.1:{ingest_port}/v1/responses", single, 2, args.connections).acknowledged
         # Alternate the two, so that drift in what else the machine is doing falls on both alike; the
         # median of the rounds' ratios is the figure.
-        ratios, cpu_ratios = [], []
+        ratios, cpu_ratios, singles, bares = [], [], [], []
         for round_no in range(1, args.rounds + 1):
             bare_cpu = cpu_seconds(bare.pid)
             ref, ref_note, _ = wrk(f"http://127.0.0.1:{bare_port}/v1/responses", single, args.seconds,
@@ -170,6 +173,8 @@ def main() -> None:
             acknowledged += answers
             ingest_cpu = (cpu_seconds(ingest.pid) - ingest_cpu) / (got * args.seconds)
             ratios.append(got / ref)
+            singles.append(got)
+            bares.append(ref)
             cpu_ratios.append(bare_cpu / ingest_cpu)
             print(f"  round {round_no}: single answer, acked by the broker: {got:8,.0f} req/s ({note}, "
                   f"{ingest_cpu * 1e6:.0f} us CPU each)   reference, bare FastAPI endpoint on one worker: "
@@ -178,27 +183,33 @@ def main() -> None:
               f"{args.rounds} rounds (min {min(ratios):.2f}, max {max(ratios):.2f}); target >= 0.80. "
               f"Server CPU per request, bare/ingest (steadier than throughput): "
               f"{statistics.median(cpu_ratios):.2f}")
+        figures.add("single_rps", "ingest: single answer, acked by the broker", statistics.median(singles), "req/s",
+                    reference=statistics.median(bares), reference_label="bare FastAPI endpoint, same body",
+                    ratio=statistics.median(ratios), note=f"median of {args.rounds} rounds, wrk")
         items = ",".join(
             f'{{"response_id": "b-__N__-{i}", "survey_type": "nps", "score": {i % 11}, "account_id": "acct-{i % 97}"}}'
             for i in range(500))
         body = '{"responses": [' + items + "]}"
         acknowledged += check_batch_accepted(f"http://127.0.0.1:{ingest_port}/v1/responses/batch", body)
         rates = []
-        assert broker.process is not None
         for round_no in range(1, args.rounds + 1):
-            ingest_cpu, broker_cpu = cpu_seconds(ingest.pid), cpu_seconds(broker.process.pid)
+            ingest_cpu, broker_cpu = cpu_seconds(ingest.pid), cpu_seconds(broker.pid)
             rps, note, answers = wrk(f"http://127.0.0.1:{ingest_port}/v1/responses/batch", body, args.seconds,
                                      min(args.connections, 8), tag=f"b{round_no}-")
             acknowledged += answers
             answered = rps * 500 * args.seconds
             ingest_cpu = (cpu_seconds(ingest.pid) - ingest_cpu) / answered
-            broker_cpu = (cpu_seconds(broker.process.pid) - broker_cpu) / answered
+            broker_cpu = (cpu_seconds(broker.pid) - broker_cpu) / answered
             rates.append(rps * 500)
             print(f"  round {round_no}: batch of 500: {rps * 500:10,.0f} answers/s ({rps:,.1f} req/s, {note}; CPU per "
                   f"answer: ingest {ingest_cpu * 1e6:.1f} us, broker {broker_cpu * 1e6:.1f} us)")
         print(f"batch of 500: median {statistics.median(rates):,.0f} answers/s over {args.rounds} rounds "
               f"(min {min(rates):,.0f}, max {max(rates):,.0f}; reference: the single-answer rounds above; "
               f"target >= 50,000 answers/s)")
+        figures.add("batch_answers_per_s", "ingest: batch of 500 answers, one replica", statistics.median(rates),
+                    "answers/s", reference=statistics.median(singles), reference_label="single-answer req/s above",
+                    ratio=statistics.median(rates) / statistics.median(singles),
+                    note=f"median of {args.rounds} rounds")
         # Both cores: two replicas (as the HPA scales ingest), each loaded by its own wrk.
         rates = []
         for round_no in range(1, args.rounds + 1):
@@ -213,12 +224,17 @@ def main() -> None:
                   f"({'; '.join(load.note for load in results)})")
         print(f"batch of 500, two replicas on the 2 cores: median {statistics.median(rates):,.0f} answers/s over "
               f"{args.rounds} rounds (min {min(rates):,.0f}, max {max(rates):,.0f}; target >= 50,000 answers/s)")
+        figures.add("batch_two_replicas", "ingest: batch of 500, two replicas on the 2 cores",
+                    statistics.median(rates), "answers/s", note=f"median of {args.rounds} rounds")
+        figures.add("rss_ingest", "peak RSS: ingest", peak_rss_mb(ingest.pid), "MB",
+                    reference=peak_rss_mb(bare.pid), reference_label="bare FastAPI process")
         # Every acknowledged answer must be on the topic (more is fine: replies wrk cut off at its end).
         on_topic = asyncio.run(records_on(broker.bootstrap, topics.responses))
         print(f"answers acknowledged to the load generators: {acknowledged:,}; records on the responses "
               f"topic: {on_topic:,}")
         if on_topic < acknowledged:
             raise SystemExit("fewer records on the topic than answers acknowledged: the figures above are void")
+        figures.write(args.json)
     finally:
         for process in (ingest, second, bare):
             process.terminate()

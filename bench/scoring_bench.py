@@ -30,12 +30,13 @@ from pathlib import Path
 
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from common import Figures, add_common_arguments, start_broker
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pulse_shared.consumer import ConsumerRunner, RunnerConfig
 from pulse_shared.db import create_engine
 from pulse_shared.events import RESPONSE_EVENTS, ResponseSubmitted, decode, encode
-from pulse_shared.localinfra import Broker, EmbeddedPostgres, create_topics, ensure_database
+from pulse_shared.localinfra import EmbeddedPostgres, create_topics, ensure_database
 from pulse_shared.migrations import upgrade_to_head
 from pulse_shared.offsets import DbOffsetStore
 from pulse_shared.producer import EventProducer
@@ -249,12 +250,15 @@ async def main() -> None:
     parser.add_argument("--partitions", type=int, default=6, help="partitions of the responses topic")
     parser.add_argument("--replicas", type=int, nargs="+", default=[1, 2, 3],
                         help="scoring replicas (processes) folding together, one measurement per count")
+    parser.add_argument("--rounds", type=int, default=1, help="fold measurements per replica count (median)")
+    add_common_arguments(parser)
     args = parser.parse_args()
+    figures = Figures("scoring", args.broker)
 
     broker = None
     bootstrap = os.environ.get("TEST_KAFKA_BOOTSTRAP_SERVERS")
     if not bootstrap:
-        broker = Broker().start()
+        broker = start_broker(args.broker)
         bootstrap = broker.bootstrap
     pg = None
     server_url = os.environ.get("TEST_DATABASE_URL")
@@ -268,7 +272,7 @@ async def main() -> None:
 
     runs = iter(range(1000))
 
-    async def measure_fold(database_url: str, replicas: int, into: str) -> None:
+    async def measure_fold(database_url: str, replicas: int, into: str) -> tuple[float, float]:
         # Each measurement folds its own stream (new answer ids) from its own topic, in its own group.
         run = next(runs)
         prefix = f"bench{uuid.uuid4().hex[:6]}.{run}."
@@ -283,14 +287,23 @@ async def main() -> None:
         print(f"fold a live stream into durable aggregates, {replicas} replica(s), into {into}: "
               f"{rate:10,.0f} answers/s   (reference, raw consume+parse of the same messages in one process: "
               f"{raw:10,.0f} msg/s; target >= 25,000/s); CPU per answer: {cpu}", flush=True)
+        return rate, raw
 
     try:
         # Each replica count folds into a database of its own, so that none pays for another's rows
         # (autovacuum of what an earlier measurement stored).
         for replicas in args.replicas:
-            await measure_fold(await new_database(), replicas, "an empty database")
+            database = await new_database()
+            measured = [await measure_fold(database, replicas, "an empty database") for _ in range(args.rounds)]
+            rates, raws = [m[0] for m in measured], [m[1] for m in measured]
+            figures.add(f"fold_{replicas}", f"scoring: fold answers into durable aggregates, {replicas} replica(s)",
+                        statistics.median(rates), "answers/s", reference=statistics.median(raws),
+                        reference_label="raw consume+parse of the same messages, one process",
+                        ratio=statistics.median(r / w for r, w in measured),
+                        note=f"median of {args.rounds} rounds of {args.answers:,} answers")
 
         if not args.stored:
+            figures.write(args.json)
             return  # no stored answers: nothing to query or fold into
         database_url = await new_database()
         started = time.perf_counter()
@@ -315,8 +328,11 @@ async def main() -> None:
         print(f"account scores with {args.stored:,} answers: p50 {p50:6.2f} ms  p99 {p99:6.2f} ms   "
               f"(reference, /livez through the same client: p50 {ref50:5.2f} ms  p99 {ref99:5.2f} ms; "
               f"target p99 <= 20 ms)", flush=True)
+        figures.add("score_query_p99", f"scoring: account scores query with {args.stored:,} answers stored, p99",
+                    p99, "ms", reference=ref99, reference_label="/livez through the same client, p99")
         for replicas in args.replicas:  # each adds its stream to the same database
             await measure_fold(database_url, replicas, f"the database holding {args.stored:,}+ answers")
+        figures.write(args.json)
     finally:
         if broker is not None:
             broker.stop()

@@ -90,6 +90,33 @@ def test_trace_context_is_continued_or_started() -> None:
     assert parse_trace_id("00-" + "0" * 32 + "-00f067aa0ba902b7-01") is None
 
 
+async def test_a_request_the_database_cannot_serve_now_is_a_503_with_retry_after() -> None:
+    """A database restart or a full connection table (found by the chaos suite: scoring's API answered 500
+    while PostgreSQL restarted) is 503 + Retry-After; a bug stays a 500."""
+    import asyncpg
+
+    app = create_app(title="t", description="d", health=Health())
+    failures: dict[str, Exception] = {
+        "restart": OperationalError("SELECT 1", {}, ConnectionRefusedError("connection refused")),
+        "full": asyncpg.TooManyConnectionsError("sorry, too many clients already"),
+        "closed": asyncpg.InterfaceError("connection is closed"),
+        "bug": IntegrityError("INSERT", {}, ValueError("duplicate key")),
+    }
+
+    @app.get("/fail/{kind}")
+    async def fail(kind: str) -> None:
+        raise failures[kind]
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        for kind in ("restart", "full", "closed"):
+            answer = await client.get(f"/fail/{kind}")
+            assert answer.status_code == 503, (kind, answer.text)
+            assert answer.headers["retry-after"] == "2"
+            assert "database is unavailable" in answer.json()["detail"]
+        assert (await client.get("/fail/bug")).status_code == 500
+
+
 async def test_health_metrics_and_readiness_endpoints() -> None:
     health = Health(check_timeout_seconds=0.2)
     app = create_app(title="t", description="t", health=health)

@@ -13,9 +13,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import asyncpg
 import httpx
 
 from pulse_shared.apache_kafka import KafkaBroker
+from pulse_shared.db import plain_database_url
 from pulse_shared.localinfra import EmbeddedPostgres, create_topics, ensure_database, free_port
 from pulse_shared.testing.fake_hubspot import FakeHubSpot
 from pulse_shared.testing.fake_slack import FakeSlack
@@ -113,6 +115,14 @@ def service_env(chaos_bootstrap: str, topics: Topics, database_url: str, slack: 
     }
 
 
+async def set_max_connections(server_url: str, count: int) -> None:
+    conn = await asyncpg.connect(plain_database_url(server_url))
+    try:
+        await conn.execute(f"ALTER SYSTEM SET max_connections = {count}")
+    finally:
+        await conn.close()
+
+
 @contextlib.contextmanager
 def running_platform(workdir: Path) -> Iterator[Chaos]:
     """Start everything (about a minute), yield it, and stop it all."""
@@ -127,6 +137,11 @@ def running_platform(workdir: Path) -> Iterator[Chaos]:
         topics = Topics(prefix="chaos.")
         asyncio.run(create_topics(proxy.address, topics.all(), partitions=PARTITIONS))
         database_url = asyncio.run(ensure_database(postgres.url, "pulse_chaos"))
+        # Eight processes' pools (and alerts' dispatch pools) need more than the default 100 connections, as
+        # a production database is sized for its replicas.
+        asyncio.run(set_max_connections(postgres.url, 400))
+        postgres.halt()
+        postgres.resume()
         for account in ACCOUNTS:
             owner_id = str(500 + ACCOUNTS.index(account))
             hubspot.add_owner(owner_id, owner_email(account), "CSM", account)

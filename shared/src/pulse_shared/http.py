@@ -9,13 +9,17 @@ from importlib import resources
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from pulse_shared.db import is_transient
 from pulse_shared.health import Health
 from pulse_shared.metrics import HTTP_LATENCY, HTTP_REQUESTS, labelled
 
@@ -89,6 +93,8 @@ def create_app(
                   redoc_url=None, **kwargs)
     app.add_middleware(EmptyQueryMiddleware)
     app.add_middleware(RequestMetricsMiddleware)
+    for kind in (DBAPIError, PoolTimeout, asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError):
+        app.add_exception_handler(kind, database_unavailable)
     serve_docs(app)
 
     @app.get("/livez", include_in_schema=False)
@@ -109,6 +115,20 @@ def create_app(
         return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+#: What a client is told to wait before retrying a request the database could not serve.
+DATABASE_RETRY_AFTER_SECONDS = 2
+
+
+async def database_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+    """A request the database could not serve right now (restarting, failing over, out of connections, a pool
+    exhausted): 503 with Retry-After, as it will pass again shortly; never a 500. Anything else is a bug and
+    stays a 500."""
+    if not (isinstance(exc, PoolTimeout) or is_transient(exc)):
+        raise exc
+    return JSONResponse({"detail": "the database is unavailable right now; retry shortly"}, status_code=503,
+                        headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)})
 
 
 #: Swagger UI 5 and ReDoc 2, packaged on PyPI (``fastapi-offline``), served by the service itself: ``/docs``
