@@ -69,7 +69,7 @@ clean-data:
 # Benchmarks: every one on tansu and on Apache Kafka, each figure next to its reference measured in the same run,
 # one table at the end (also bench/results/latest.txt and .json). About 15 minutes; not part of `make test`.
 bench: install test-tools
-	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk; } || { echo "make bench needs wrk (apt-get install wrk)" >&2; exit 1; }
+	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; } || { echo "make bench needs wrk (apt-get install wrk)" >&2; exit 1; }
 	$(UV) run --frozen python bench/run.py $(ARGS)
 
 IMAGE_TAG ?= local

@@ -171,10 +171,11 @@ def cpu_seconds(pids: list[int], names: tuple[str, ...] = ()) -> dict[str, float
     return totals
 
 
-async def fold_rate(settings: ScoringSettings, n: int, replicas: int, partitions: int) -> tuple[float, str]:
+async def fold_rate(settings: ScoringSettings, n: int, replicas: int, partitions: int,
+                    broker_process: str = "tansu") -> tuple[float, str]:
     """Answers per second folded by ``replicas`` worker processes in one group, measured once all of them
     hold partitions (what one member folded alone while the others joined is left out of the figure)."""
-    group = f"bench-scoring-{replicas}"
+    group = f"bench-scoring-{replicas}-{uuid.uuid4().hex[:6]}"  # a group of its own per measurement
     argv = [sys.executable, __file__, "--fold-worker", group, settings.kafka_bootstrap_servers,
             settings.kafka_topic_prefix, settings.require_database_url()]
     workers = [await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE) for _ in range(replicas)]
@@ -193,13 +194,13 @@ async def fold_rate(settings: ScoringSettings, n: int, replicas: int, partitions
             await asyncio.sleep(0.02)
         pids = [w.pid for w in workers]
         started, before = time.perf_counter(), await folded(engine, group)
-        cpu_before = cpu_seconds(pids, ("postgres", "tansu"))
+        cpu_before = cpu_seconds(pids, ("postgres", broker_process))
         while (done := await folded(engine, group)) < n:
             if any(w.returncode is not None for w in workers):
                 raise RuntimeError("a fold worker exited")
             await asyncio.sleep(0.05)
         elapsed = time.perf_counter() - started
-        cpu = cpu_seconds(pids, ("postgres", "tansu"))
+        cpu = cpu_seconds(pids, ("postgres", broker_process))
         per_answer = ", ".join(f"{name} {(cpu[name] - cpu_before[name]) / (done - before) * 1e6:.0f} us"
                                for name in cpu)
         return (done - before) / elapsed, per_answer
@@ -254,11 +255,12 @@ async def main() -> None:
     add_common_arguments(parser)
     args = parser.parse_args()
     figures = Figures("scoring", args.broker)
+    broker_process = "java" if args.broker == "kafka" else "tansu"  # for its CPU figure
 
     broker = None
     bootstrap = os.environ.get("TEST_KAFKA_BOOTSTRAP_SERVERS")
     if not bootstrap:
-        broker = start_broker(args.broker)
+        broker = await asyncio.to_thread(start_broker, args.broker)  # it runs an event loop of its own
         bootstrap = broker.bootstrap
     pg = None
     server_url = os.environ.get("TEST_DATABASE_URL")
@@ -283,7 +285,7 @@ async def main() -> None:
         del stream
         raw = await raw_consume_rate(bootstrap, topic, args.answers)
         rate, cpu = await fold_rate(bench_settings(bootstrap, prefix, database_url), args.answers, replicas,
-                                    args.partitions)
+                                    args.partitions, broker_process)
         print(f"fold a live stream into durable aggregates, {replicas} replica(s), into {into}: "
               f"{rate:10,.0f} answers/s   (reference, raw consume+parse of the same messages in one process: "
               f"{raw:10,.0f} msg/s; target >= 25,000/s); CPU per answer: {cpu}", flush=True)
