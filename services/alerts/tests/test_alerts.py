@@ -10,8 +10,9 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
-from sqlalchemy import update
+from sqlalchemy import text, update
 
+from alerts.domain.message import AlertFacts
 from alerts.slack import SlackClient
 from alerts.store import NOTIFY_CHANNEL
 from alerts.tables import alerts
@@ -137,6 +138,25 @@ async def test_a_worker_whose_lease_was_taken_over_cannot_record_an_outcome(
                                   .values(status="failed", last_error="zombie").returning(alerts.c.alert_id))
         assert late.all() == []
     assert (await harness.row("detractor:acme:r1")).status == "sent"
+
+
+async def test_a_worker_that_lost_its_lease_before_recording_the_attempt_gives_the_channel_back(
+    harness: Harness, slack: SlackClient, fake_slack: FakeSlack
+) -> None:
+    """It reserved the channel's budget, then found the row taken over: it posts nothing and the channel opens
+    again after one interval (before, it stayed reserved until its reservation lapsed)."""
+    await harness.feed(answer("r1", 2))
+    [zombie] = await claim_due(harness.engine, alerts, pending=alerts.c.status == "pending", lease_seconds=60)
+    await harness.sql("UPDATE alerts.alerts SET lease_until = now() - interval '1 second'")
+    await claim_due(harness.engine, alerts, pending=alerts.c.status == "pending", lease_seconds=60)  # the new holder
+    d = dispatcher(harness, slack)
+    await d._post(zombie, AlertFacts.model_validate(zombie.facts), [])
+    assert fake_slack.posts() == []
+    async with harness.engine.connect() as conn:
+        [budget] = (await conn.execute(text("SELECT in_flight, next_allowed_at - now() AS wait "
+                                            "FROM alerts.channel_budget"))).all()
+    assert budget.in_flight is False
+    assert budget.wait <= timedelta(seconds=1)
 
 
 async def test_alerts_go_to_the_owner_by_dm_and_follow_an_owner_change(

@@ -32,7 +32,7 @@ from urllib.parse import quote
 from prometheus_client import Counter, Gauge, Histogram
 from sqlalchemy import DateTime, Row, String, Text, and_, bindparam, case, cast, func, literal, select, update
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from alerts.domain.delivery import (
     Delivered,
@@ -311,27 +311,34 @@ class AlertDispatcher:
             await self._finish(row, status="failed", outcome="no_target", error=target.reason)
             log.error("alert has nowhere to go", extra={"alert_id": row.alert_id, "reason": target.reason})
             return
-        opens = await self._budget.take(target.channel)
-        if opens is not None:
-            await self._release(row, at=opens, error=None, count=False, keep_error=True)
-            return
         text, blocks = render(facts, owner_mention=target.mention, context=self._context(row.account_id, account),
                               handling=Handling.model_validate(row.handling or {}),
                               buttons_for=row.alert_id if self._interactive else None, members=members)
-        if not await self._record_attempt(row, target):
-            return  # the lease was taken over: the new holder decides
+        # The channel's budget, then the attempt record, on one connection (each statement commits alone).
+        async with self._engine.connect() as conn:
+            opens = await self._budget.take(target.channel, conn)
+            recorded = opens is None and await self._record_attempt(row, target, conn)
+            if opens is None and not recorded:
+                await self._budget.posted(target.channel, conn)  # no post: the reservation is given back
+                return  # the lease was taken over: the new holder decides
+        if opens is not None:
+            await self._release(row, at=opens, error=None, count=False, keep_error=True)
+            return
         try:
             result = await self._slack.post_message(target.channel, text, blocks,
                                                     metadata=alert_metadata(row.alert_id))
-        finally:
+        except BaseException:
             await self._budget.posted(target.channel)
+            raise
         outcome = after_call(result, channel=target.channel, attempts=row.attempts, max_attempts=self._max_attempts,
                              now=self._clock(), base_seconds=self._retry_base)
         await self._posted(row, outcome, target.channel)
 
     async def _posted(self, row: Row[Any], outcome: Outcome, channel: str) -> None:
+        """Record the post's outcome; the channel opens again one interval after the call returned (on the
+        delivery's connection, in the common case)."""
         if isinstance(outcome, Delivered):
-            await self._delivered(row, outcome.ts, outcome.channel)
+            await self._delivered(row, outcome.ts, outcome.channel, reopen=channel)
             DELIVERY_LATENCY.observe(max(0.0, (self._clock() - row.created_at).total_seconds()))
             log.info("alert posted to Slack", extra={"alert_id": row.alert_id, "channel": outcome.channel,
                                                      "ts": outcome.ts})
@@ -340,10 +347,12 @@ class AlertDispatcher:
             await self._budget.pause(channel, (outcome.until - self._clock()).total_seconds())
             await self._release(row, at=outcome.until, error="ratelimited", count=False, clear_attempt=True)
         elif isinstance(outcome, Retry):
+            await self._budget.posted(channel)
             ALERTS.labels(row.rule, "retried").inc()
             await self._release(row, at=outcome.at, error=outcome.error, count=True,
                                 clear_attempt=not outcome.in_doubt)
         else:
+            await self._budget.posted(channel)
             await self._finish(row, status="failed", outcome=outcome.outcome, error=outcome.error)
             log.error("alert failed", extra={"alert_id": row.alert_id, "error": outcome.error,
                                              "outcome": outcome.outcome})
@@ -470,11 +479,10 @@ class AlertDispatcher:
     def _mine(self, row: Row[Any]) -> Any:
         return fenced(alerts, alerts.c.alert_id == row.alert_id, row.lease_token)
 
-    async def _record_attempt(self, row: Row[Any], target: Target) -> bool:
-        async with self._engine.begin() as conn:
-            done = await conn.execute(self._attempt_stmt, {"w_id": row.alert_id, "w_token": row.lease_token,
-                                                           "w_channel": target.channel, "w_facts": _shown(row)})
-            return done.first() is not None
+    async def _record_attempt(self, row: Row[Any], target: Target, conn: AsyncConnection) -> bool:
+        done = await conn.execute(self._attempt_stmt, {"w_id": row.alert_id, "w_token": row.lease_token,
+                                                       "w_channel": target.channel, "w_facts": _shown(row)})
+        return done.first() is not None
 
     async def _clear_attempt(self, row: Row[Any]) -> bool:
         async with self._engine.begin() as conn:
@@ -482,9 +490,12 @@ class AlertDispatcher:
                                       .values(attempt_at=None, attempt_channel=None).returning(alerts.c.alert_id))
             return done.first() is not None
 
-    async def _delivered(self, row: Row[Any], ts: str, channel: str) -> None:
-        """The post is in Slack: sent, or an edit is still due if the facts changed since the attempt."""
+    async def _delivered(self, row: Row[Any], ts: str, channel: str, *, reopen: str | None = None) -> None:
+        """The post is in Slack: sent, or an edit is still due if the facts changed since the attempt (and the
+        ``reopen`` channel's budget opens one interval from now, on the same connection)."""
         async with self._engine.begin() as conn:
+            if reopen is not None:
+                await self._budget.posted(reopen, conn)
             done = await conn.execute(self._delivered_stmt, {"w_id": row.alert_id, "w_token": row.lease_token,
                                                              "w_ts": ts, "w_channel": channel})
             mine = done.first() is not None

@@ -14,7 +14,7 @@ from datetime import datetime
 
 from sqlalchemy import Float, Text, bindparam, func, literal_column, select, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from alerts.tables import channel_budget
 
@@ -44,12 +44,15 @@ class ChannelBudget:
                                  * literal_column("interval '1 second'"), in_flight=False))
         self._interval = interval_seconds
 
-    async def take(self, channel: str) -> datetime | None:
-        """Reserve the channel for one post now (None), or say when it opens next."""
-        async with self._engine.begin() as conn:
-            if (await conn.execute(self._take, {"b_channel": channel})).first() is not None:
-                return None
-            found = (await conn.execute(self._opens, {"b_channel": channel})).first()
+    async def take(self, channel: str, conn: AsyncConnection | None = None) -> datetime | None:
+        """Reserve the channel for one post now (None), or say when it opens next (on ``conn`` if given: the
+        dispatcher's autocommit connection, which records the attempt next)."""
+        if conn is None:
+            async with self._engine.begin() as own:
+                return await self.take(channel, own)
+        if (await conn.execute(self._take, {"b_channel": channel})).first() is not None:
+            return None
+        found = (await conn.execute(self._opens, {"b_channel": channel})).first()
         if found is None:
             return None  # removed meanwhile: try again at once
         # A post in flight usually returns within a fraction of a second: look again after one interval
@@ -57,14 +60,17 @@ class ChannelBudget:
         opens: datetime = min(found.next_allowed_at, found.soon) if found.in_flight else found.next_allowed_at
         return opens
 
-    async def posted(self, channel: str) -> None:
-        """The post's call returned: the channel opens one interval from now."""
-        await self._reopen(channel, self._interval)
+    async def posted(self, channel: str, conn: AsyncConnection | None = None) -> None:
+        """The post's call returned: the channel opens one interval from now (on ``conn`` if given)."""
+        await self._reopen(channel, self._interval, conn)
 
     async def pause(self, channel: str, seconds: float) -> None:
         """Slack said 429: nobody posts to ``channel`` for ``seconds``."""
         await self._reopen(channel, seconds)
 
-    async def _reopen(self, channel: str, seconds: float) -> None:
-        async with self._engine.begin() as conn:
-            await conn.execute(self._open_in, {"b_channel": channel, "b_seconds": float(seconds)})
+    async def _reopen(self, channel: str, seconds: float, conn: AsyncConnection | None = None) -> None:
+        if conn is None:
+            async with self._engine.begin() as own:
+                await self._reopen(channel, seconds, own)
+            return
+        await conn.execute(self._open_in, {"b_channel": channel, "b_seconds": float(seconds)})
