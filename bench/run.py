@@ -72,6 +72,17 @@ def table(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def bare_rss(results: list[dict[str, Any]]) -> None:
+    """Every service's peak RSS gets the bare FastAPI process's (measured by the ingest benchmark in the same
+    run, on the same broker) as its reference."""
+    for result in results:
+        bare = next((f for r in results if r["broker"] == result["broker"] for f in r["figures"]
+                     if f["key"] == "rss_ingest" and f["reference"] is not None), None)
+        for f in result["figures"]:
+            if f["key"].startswith("rss_") and f["reference"] is None and bare is not None:
+                f["reference"], f["reference_label"] = bare["reference"], bare["reference_label"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--brokers", nargs="+", choices=BROKERS, default=list(BROKERS))
@@ -89,6 +100,7 @@ def main() -> None:
             if done.returncode != 0 or not out.exists():
                 raise SystemExit(f"{name} on {broker} failed (exit {done.returncode}): no figures")
             results.append(json.loads(out.read_text()))
+    bare_rss(results)
     about = machine()
     text = table(results)
     header = (f"Pulse benchmarks, {about['at']} (commit {about['commit']}): {about['cpus']} CPUs ({about['cpu']}), "
