@@ -52,8 +52,6 @@ class Stream:
     ingest: Callable[[], list[str]]
     oracle: Oracle
     per_second: float = 40.0
-    #: The longest any one call may take: ingest's broker send bound plus slack (longer means it hung).
-    call_bound: float = 8.0
     statuses: Counter[int] = field(default_factory=Counter)
     unreachable: int = 0
     retry_after_missing: int = 0

@@ -285,11 +285,9 @@ def slack_counted(slack: FakeSlack, oracle: Oracle) -> str:
     """Exactly one message per answer whose last version is a detractor, in its owner's DM, showing its last
     comment; at most one for an answer that was a detractor once; none for any other."""
     by_alert: dict[str, list[tuple[str, Any]]] = {}
-    with slack._lock:
-        for conversation, messages in slack.conversations.items():
-            for message in messages:
-                alert_id = ((message.metadata or {}).get("event_payload") or {}).get("alert_id")
-                by_alert.setdefault(str(alert_id), []).append((conversation, message))
+    for conversation, message in slack.all_messages():
+        alert_id = ((message.metadata or {}).get("event_payload") or {}).get("alert_id")
+        by_alert.setdefault(str(alert_id), []).append((conversation, message))
     doubled = {a: len(m) for a, m in by_alert.items() if len(m) > 1}
     assert not doubled, f"answers with more than one message: {list(doubled.items())[:5]}"
     ever = {f"detractor:{a}:{r}" for a, r in oracle.ever_detractor}

@@ -119,6 +119,11 @@ class FakeSlack:
         with self._lock:
             return list(self.conversations.get(conversation, []))
 
+    def all_messages(self) -> list[tuple[str, StoredMessage]]:
+        """Every stored message with its conversation."""
+        with self._lock:
+            return [(conversation, m) for conversation, ms in self.conversations.items() for m in ms]
+
     def messages_for_alert(self, alert_id: str) -> list[tuple[str, StoredMessage]]:
         """Every stored message, in any conversation, whose metadata names ``alert_id``."""
         with self._lock:
